@@ -1,0 +1,1 @@
+"""Anomaly detectors and key result forecasting."""

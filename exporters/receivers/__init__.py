@@ -1,0 +1,1 @@
+"""Notification receivers, one module per type."""

@@ -1,0 +1,1 @@
+"""The krwatch service: CLI, configuration, sources, store, scheduler and HTTP."""

@@ -1,0 +1,1 @@
+"""The rule language: rule models, expressions, alert lifecycle."""
