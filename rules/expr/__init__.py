@@ -1,13 +1,22 @@
 """The rule expression language: parser, typed tree and evaluator.
 
 ``parse`` turns an expression such as ``kpi("orders", region="eu") > 100``
-into a tree of frozen dataclasses with our own tokenizer and Pratt parser;
-nothing is passed to ``eval``, ``exec`` or ``compile``. ``ExpressionError``
-carries the message and the offset of every parse error.
+into a tree of frozen dataclasses. It uses its own tokenizer and Pratt parser,
+so nothing is passed to ``eval``, ``exec`` or ``compile``. ``evaluate`` runs a
+tree over an ``EvaluationContext`` and returns a float or a ``Vector``.
+``validate`` checks the KPI and key result names a tree refers to.
+``ExpressionError`` carries the message and the offset of every error.
 """
 
 from __future__ import annotations
 
+from rules.expr._analysis import (
+    reference_errors,
+    referenced_key_results,
+    referenced_kpis,
+    validate,
+)
+from rules.expr._evaluate import evaluate
 from rules.expr._parser import (
     MAX_EXPRESSION_LENGTH,
     MAX_NESTING_DEPTH,
@@ -28,6 +37,13 @@ from rules.expr._tree import (
     VectorMatching,
     matches_all,
 )
+from rules.expr._values import (
+    Element,
+    EvaluationContext,
+    KeyResultValues,
+    SeriesWindow,
+    Vector,
+)
 from rules.expr.errors import EvaluationError, ExpressionError
 
 __all__ = [
@@ -36,17 +52,27 @@ __all__ = [
     "BinaryOperation",
     "Call",
     "DurationLiteral",
+    "Element",
+    "EvaluationContext",
     "EvaluationError",
     "Expr",
     "ExpressionError",
+    "KeyResultValues",
     "Matcher",
     "NumberLiteral",
     "Selector",
+    "SeriesWindow",
     "StringLiteral",
     "UnaryOperation",
     "ValueType",
+    "Vector",
     "VectorMatching",
+    "evaluate",
     "matches_all",
     "parse",
+    "reference_errors",
+    "referenced_key_results",
+    "referenced_kpis",
     "result_type",
+    "validate",
 ]
