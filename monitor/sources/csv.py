@@ -137,7 +137,8 @@ class CsvSource(Source):
                 bad,
                 self.name,
             )
-        seconds = parsed.dt.tz_convert("UTC").astype("int64") / 1e9
+        epoch = pd.Timestamp(0, tz="UTC")
+        seconds = (parsed.dt.tz_convert("UTC") - epoch) / pd.Timedelta(seconds=1)
         return seconds.where(parsed.notna())
 
     def _replay_offset(self) -> tuple[float, float] | None:
@@ -170,6 +171,11 @@ class CsvSource(Source):
         speed = self.settings.replay.speed if self.settings.replay else 1.0
         return anchor + (self._historical_times - start) / speed
 
+    def _columns(self) -> list[str]:
+        if self._frame is None:
+            return []
+        return [str(c) for c in self._frame.columns if c != "_time"]
+
     def fetch(self, kpi: KPIConfig, now: float) -> list[Sample]:
         if self._frame is None:
             return []
@@ -183,7 +189,7 @@ class CsvSource(Source):
             raise SourceError(
                 "wrong_columns",
                 f"KPI {kpi.name!r}: {str(self.file_path)!r} has no column "
-                f"{missing[0]!r}; its columns are {list(self._frame.columns)!r}.",
+                f"{missing[0]!r}; its columns are {self._columns()!r}.",
             )
 
         times = self._present_times()

@@ -1,0 +1,79 @@
+"""The evaluation context that rule expressions read during one cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from monitor.keyresults import KeyResultStatus
+from monitor.series import Labels
+from monitor.windows import WindowStore
+from rules import expr
+
+
+class CycleContext:
+    """Series windows and key result statuses as seen at ``now``.
+
+    Parameters
+    ----------
+    now : float
+        Evaluation time, epoch seconds.
+    windows : WindowStore
+    key_results : mapping of str to KeyResultStatus
+    stale_after : mapping of str to float
+        Seconds after which a KPI's series counts as stale, by KPI name.
+    """
+
+    def __init__(
+        self,
+        *,
+        now: float,
+        windows: WindowStore,
+        key_results: Mapping[str, KeyResultStatus],
+        stale_after: Mapping[str, float] | None = None,
+        anomaly_scores: Mapping[tuple[str, Labels], float] | None = None,
+    ) -> None:
+        self.now = now
+        self._windows = windows
+        self._key_results = key_results
+        self._stale_after = stale_after or {}
+        self._anomaly_scores = anomaly_scores or {}
+        self._cache: dict[str, list[expr.SeriesWindow]] = {}
+
+    def _series_of(self, kpi: str) -> list[expr.SeriesWindow]:
+        cached = self._cache.get(kpi)
+        if cached is None:
+            cached = [
+                expr.SeriesWindow(
+                    kpi=key.kpi, labels=key.labels, timestamps=times, values=values
+                )
+                for key, times, values in self._windows.snapshot(kpi)
+            ]
+            self._cache[kpi] = cached
+        return cached
+
+    def select(self, kpi: str, matchers: Sequence[Any]) -> Sequence[expr.SeriesWindow]:
+        return [
+            window
+            for window in self._series_of(kpi)
+            if all(matcher.matches(window.labels) for matcher in matchers)
+        ]
+
+    def key_result(self, name: str) -> KeyResultStatus | None:
+        return self._key_results.get(name)
+
+    def anomaly_score(self, kpi: str, labels: Labels) -> float:
+        return self._anomaly_scores.get((kpi, labels), float("nan"))
+
+    def has_fresh_data(self, expression: Any) -> bool:
+        """Return whether any KPI the expression reads has a fresh series."""
+        kpis = expr.referenced_kpis(expression)
+        if not kpis:
+            return True
+
+        for kpi in kpis:
+            limit = self._stale_after.get(kpi, float("inf"))
+            for window in self._series_of(kpi):
+                if len(window.timestamps) and self.now - window.timestamps[-1] <= limit:
+                    return True
+        return False

@@ -1,0 +1,211 @@
+"""Key result evaluation: periods, series selection and the forecast call."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from detectors.keyresults import (
+    ErrorPool,
+    KeyResultForecast,
+    KeyResultSpec,
+    forecast_key_result,
+)
+from monitor.config.model import KeyResultConfig
+from monitor.series import SeriesKey
+from monitor.windows import WindowStore
+
+logger = logging.getLogger(__name__)
+
+STATUSES = (
+    "on_track",
+    "at_risk",
+    "off_track",
+    "insufficient_data",
+    "achieved",
+    "missed",
+)
+
+
+def period_bounds(config: KeyResultConfig, now: datetime) -> tuple[datetime, datetime]:
+    """Return the start and due date of the key result's current period."""
+    if config.period is None:
+        assert config.start is not None and config.due is not None
+        return config.start, config.due
+
+    now = now.astimezone(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if config.period == "week":
+        start = midnight - timedelta(days=now.weekday())
+        return start, start + timedelta(days=7)
+
+    if config.period == "month":
+        start = midnight.replace(day=1)
+        return start, _add_months(start, 1)
+
+    first_month = 3 * ((now.month - 1) // 3) + 1
+    start = midnight.replace(month=first_month, day=1)
+    return start, _add_months(start, 3)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    index = moment.month - 1 + months
+    return moment.replace(year=moment.year + index // 12, month=index % 12 + 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyResultStatus:
+    """The latest evaluation of one key result."""
+
+    config: KeyResultConfig
+    series: SeriesKey | None
+    start: datetime
+    due: datetime
+    evaluated_at: float
+    forecast: KeyResultForecast
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def status(self) -> str:
+        return self.forecast.status
+
+    @property
+    def progress(self) -> float:
+        return self.forecast.progress
+
+    @property
+    def expected_progress(self) -> float:
+        return self.forecast.expected_progress
+
+    @property
+    def attainment_probability(self) -> float:
+        return self.forecast.attainment_probability
+
+    def context(self) -> dict[str, object]:
+        """Return the key result context sent with notifications and the API."""
+        f = self.forecast
+        decide_by = (
+            None
+            if f.decide_by is None
+            else datetime.fromtimestamp(f.decide_by, UTC).isoformat()
+        )
+        return {
+            "name": self.config.name,
+            "objective": self.config.objective,
+            "owner": self.config.owner,
+            "kpi": self.config.kpi,
+            "measure": self.config.measure,
+            "direction": self.config.direction,
+            "baseline": self.config.baseline,
+            "target": self.config.target,
+            "start": self.start.isoformat(),
+            "due": self.due.isoformat(),
+            "status": f.status,
+            "current": _json_number(f.current),
+            "progress": _json_number(f.progress),
+            "expected_progress": _json_number(f.expected_progress),
+            "forecast": _json_number(f.forecast),
+            "lower_80": _json_number(f.lower_80),
+            "upper_80": _json_number(f.upper_80),
+            "lower_95": _json_number(f.lower_95),
+            "upper_95": _json_number(f.upper_95),
+            "attainment_probability": _json_number(f.attainment_probability),
+            "shortfall": _json_number(f.shortfall),
+            "required_run_rate": _json_number(f.required_run_rate),
+            "decide_by": decide_by,
+            "reason": f.reason,
+        }
+
+
+def _json_number(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+class KeyResultEvaluator:
+    """Evaluate every configured key result against the in-memory windows.
+
+    Parameters
+    ----------
+    key_results : tuple of KeyResultConfig
+    windows : WindowStore
+    error_pool : ErrorPool
+        Pooled forecast errors of this installation; updated here from each
+        key result's own series.
+    """
+
+    def __init__(
+        self,
+        key_results: tuple[KeyResultConfig, ...],
+        windows: WindowStore,
+        error_pool: ErrorPool | None = None,
+    ) -> None:
+        self.key_results = key_results
+        self.windows = windows
+        self.error_pool = error_pool if error_pool is not None else ErrorPool()
+
+    def evaluate(self, now: float) -> dict[str, KeyResultStatus]:
+        moment = datetime.fromtimestamp(now, UTC)
+        results: dict[str, KeyResultStatus] = {}
+        for config in self.key_results:
+            try:
+                results[config.name] = self._evaluate_one(config, moment, now)
+            except Exception:
+                logger.exception("Evaluating key result %s failed", config.name)
+        return results
+
+    def _evaluate_one(
+        self, config: KeyResultConfig, moment: datetime, now: float
+    ) -> KeyResultStatus:
+        start, due = period_bounds(config, moment)
+        spec = KeyResultSpec(
+            measure=config.measure,
+            direction=config.direction,
+            baseline=config.baseline,
+            target=config.target,
+            start=start.timestamp(),
+            due=due.timestamp(),
+        )
+        key, times, values = self._select_series(config)
+        if key is not None:
+            self.error_pool.update(times, values, now)
+        forecast = forecast_key_result(
+            spec, times, values, now, error_pool=self.error_pool
+        )
+        return KeyResultStatus(
+            config=config,
+            series=key,
+            start=start,
+            due=due,
+            evaluated_at=now,
+            forecast=forecast,
+        )
+
+    def _select_series(
+        self, config: KeyResultConfig
+    ) -> tuple[SeriesKey | None, np.ndarray, np.ndarray]:
+        wanted = set(config.labels.items())
+        matches = [
+            (key, times, values)
+            for key, times, values in self.windows.snapshot(config.kpi)
+            if wanted <= set(key.labels)
+        ]
+        if not matches:
+            return None, np.empty(0), np.empty(0)
+
+        if len(matches) > 1:
+            logger.warning(
+                "Key result %s matches %d series of KPI %s; using %s. Add labels "
+                "to the key result to pick one.",
+                config.name,
+                len(matches),
+                config.kpi,
+                matches[0][0],
+            )
+        return matches[0]
