@@ -1,0 +1,141 @@
+"""Cleaning raw samples and aggregating them to a regular step grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.keyresults._spec import KeyResultSpec
+
+HOUR_SECONDS = 3600.0
+DAY_SECONDS = 86400.0
+WEEK_SECONDS = 7 * DAY_SECONDS
+STEP_NAMES = {HOUR_SECONDS: "hour", DAY_SECONDS: "day", WEEK_SECONDS: "week"}
+"""The step ladder, shortest first, with the names the error pool uses."""
+
+HOURLY_SPAN_MAX_SECONDS = 14 * DAY_SECONDS
+"""Key results that span at most two weeks are modelled in hourly steps."""
+
+
+def clean_samples(
+    timestamps: object, values: object
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Return finite samples sorted by time, one per timestamp.
+
+    A timestamp that occurs more than once keeps its last sample, because a
+    source that re-delivers a point sends the newer reading last. The third
+    item is a sentence saying why the input was unusable, or None.
+    """
+    try:
+        times = np.asarray(timestamps, dtype=float).ravel()
+        data = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError):
+        empty = np.empty(0)
+        return empty, empty, "The samples are not numeric arrays."
+
+    if times.size != data.size:
+        empty = np.empty(0)
+        reason = (
+            f"The series has {times.size} timestamps but {data.size} values, "
+            "so the samples cannot be paired."
+        )
+        return empty, empty, reason
+
+    keep = np.isfinite(times) & np.isfinite(data)
+    times, data = times[keep], data[keep]
+    order = np.argsort(times, kind="stable")
+    times, data = times[order], data[order]
+    if times.size > 1:
+        last_of_each = np.append(times[1:] != times[:-1], True)
+        times, data = times[last_of_each], data[last_of_each]
+
+    return times, data, None
+
+
+def choose_step(spec: KeyResultSpec, times: np.ndarray) -> float:
+    """Return the model step in seconds for a key result and its samples.
+
+    The span from start to due picks hourly or daily steps; the step grows
+    to the next rung of the ladder when the samples arrive less often, so a
+    weekly KPI is modelled in weeks.
+    """
+    span = spec.due - spec.start
+    step = HOUR_SECONDS if span <= HOURLY_SPAN_MAX_SECONDS else DAY_SECONDS
+    if times.size > 2:
+        spacing = float(np.median(np.diff(times)))
+        for rung in STEP_NAMES:
+            if rung >= step and rung >= 0.9 * spacing:
+                return rung
+
+        return WEEK_SECONDS
+
+    return step
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepGrid:
+    """Complete steps before ``now`` on a grid whose steps end at the due date.
+
+    Attributes
+    ----------
+    step_seconds : float
+        Step length.
+    ends : ndarray
+        End time of each complete step, oldest first.
+    values : ndarray
+        Step mean (``level``) or step sum (``cumulative``); NaN for a step
+        without samples.
+    """
+
+    step_seconds: float
+    ends: np.ndarray
+    values: np.ndarray
+
+    @property
+    def observed_count(self) -> int:
+        """Number of steps that hold at least one sample."""
+        return int(np.count_nonzero(np.isfinite(self.values)))
+
+
+def aggregate_steps(
+    times: np.ndarray,
+    data: np.ndarray,
+    *,
+    anchor: float,
+    now: float,
+    step_seconds: float,
+    max_steps: int,
+    measure: str,
+) -> StepGrid:
+    """Aggregate the samples before ``now`` into at most ``max_steps`` steps.
+
+    Steps end at ``anchor`` minus whole steps, so a key result's last step ends
+    exactly at its due date. Only steps that ended by ``now`` (and by
+    ``anchor``) are kept, so every step value covers a whole step. A step is
+    the mean of its samples for ``level`` and their sum for ``cumulative``.
+    Empty steps are NaN rather than zero, because a missing poll says nothing
+    about the value.
+    """
+    # Step k covers [anchor + k * step, anchor + (k + 1) * step).
+    last_index = int(np.floor((min(now, anchor) - anchor) / step_seconds)) - 1
+    first_index = last_index - max_steps + 1
+    index = np.floor((times - anchor) / step_seconds).astype(np.int64)
+    inside = (index >= first_index) & (index <= last_index) & (times < now)
+    if not np.any(inside):
+        empty = np.empty(0)
+        return StepGrid(step_seconds=step_seconds, ends=empty, values=empty)
+
+    first_index = max(first_index, int(index[inside].min()))
+    offset = index[inside] - first_index
+    length = last_index - first_index + 1
+    sums = np.bincount(offset, weights=data[inside], minlength=length)
+    counts = np.bincount(offset, minlength=length)
+    if measure == "level":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            step_values = sums / counts
+    else:
+        step_values = np.where(counts > 0, sums, np.nan)
+    ends = anchor + (np.arange(first_index, last_index + 1) + 1) * step_seconds
+
+    return StepGrid(step_seconds=step_seconds, ends=ends, values=step_values)
