@@ -390,6 +390,13 @@ class _Parser:
             )
         if name in _WORD_OPERATORS:
             raise ExpressionError(f"Expected a value before {name!r}.", token.offset)
+
+        if name in _MODIFIERS:
+            raise ExpressionError(
+                f"{name}(...) must follow a binary operator between two vectors, "
+                "such as a / on(region) b.",
+                token.offset,
+            )
         if self._peek(1).kind == "punctuation" and self._peek(1).text == "(":
             return self._call()
 
@@ -401,12 +408,6 @@ class _Parser:
         if name == "kpi":
             raise ExpressionError(
                 f"Function 'kpi' must be called with arguments: {KPI_SIGNATURE_TEXT}.",
-                token.offset,
-            )
-        if name in _MODIFIERS:
-            raise ExpressionError(
-                f"{name}(...) must follow a binary operator between two vectors, "
-                "such as a / on(region) b.",
                 token.offset,
             )
         raise ExpressionError(
@@ -424,7 +425,7 @@ class _Parser:
         keywords: list[tuple[Token, Token, Expr]] = []
         while not self._at(")"):
             if self._at_keyword_argument():
-                keywords.append(self._keyword_argument())
+                keywords.append(self._keyword_argument(name.text))
             else:
                 if keywords:
                     raise ExpressionError(
@@ -450,9 +451,15 @@ class _Parser:
             and following.text in _MATCH_OPERATORS
         )
 
-    def _keyword_argument(self) -> tuple[Token, Token, Expr]:
+    def _keyword_argument(self, function: str) -> tuple[Token, Token, Expr]:
         label = self._advance()
         operator = self._advance()
+        if function == "kpi" and self._peek().kind != "string":
+            raise ExpressionError(
+                f"The label matcher {label.text}{operator.text} needs a quoted "
+                f'string value, such as {label.text}{operator.text}"eu".',
+                self._peek().offset,
+            )
         return label, operator, self._expression(0)
 
     def _selector(
