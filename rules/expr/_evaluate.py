@@ -143,10 +143,12 @@ class _Evaluator:
             timestamps, values = cut_window(
                 window.timestamps, window.values, self._now, duration.seconds
             )
-            if function is None:
-                value = quantile(values, q)
-            else:
-                value = function(timestamps, values)
+            # Infinite samples give NaN, as IEEE 754 defines, without warnings.
+            with np.errstate(all="ignore"):
+                if function is None:
+                    value = quantile(values, q)
+                else:
+                    value = function(timestamps, values)
             if value is not None:
                 elements.append(Element(window.labels, value))
         return tuple(elements)
