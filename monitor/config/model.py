@@ -104,12 +104,31 @@ class ReceiverConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RouteConfig:
+    """One node of the notification route tree.
+
+    Grouping settings left as ``None`` are inherited from the parent route;
+    on the root route they take the defaults of ``exporters.routing``
+    (group_wait 30s, group_interval 5m, repeat_interval 4h, send_resolved
+    true, no group_by).
+    """
+
     receiver: str
     match: Mapping[str, str] = field(default_factory=dict)
     match_re: Mapping[str, str] = field(default_factory=dict)
     continue_matching: bool = False
     """Written ``continue`` in YAML."""
     routes: tuple[RouteConfig, ...] = ()
+    group_by: tuple[str, ...] | None = None
+    """Label names whose values form the group key; ``("...",)`` groups by
+    every label, so each alert is its own group."""
+    group_wait: timedelta | None = None
+    """Wait before the first notification of a new group is sent."""
+    group_interval: timedelta | None = None
+    """Wait before a group that was already notified is sent again with new
+    state changes."""
+    repeat_interval: timedelta | None = None
+    """Wait before firing alerts of a notified group are sent again."""
+    send_resolved: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
