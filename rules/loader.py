@@ -1,0 +1,450 @@
+"""Load rule files into ``RuleGroup`` tuples, reporting every problem.
+
+A rule file is a mapping with one key, ``groups``, as in Prometheus. A rule
+with ``expr`` is a threshold rule; a rule with ``key_results`` and
+``attainment_below`` is a forecast rule. Expressions are parsed with
+``rules.expr.parse``, and a parse error is reported with its line, column and
+a caret under the offending character.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+from monitor.config import Config, resolve_rule_files
+from monitor.config._schema import (
+    INVALID,
+    FieldPath,
+    Reader,
+    join_choices,
+    suggest,
+)
+from monitor.config._yaml import (
+    Mapping,
+    Node,
+    Problem,
+    Scalar,
+    Sequence,
+    format_field_path,
+    read_document,
+)
+from monitor.errors import ConfigError
+from rules.model import ForecastRule, Location, Rule, RuleGroup, ThresholdRule
+
+logger = logging.getLogger(__name__)
+
+_RULE_KINDS: dict[str, tuple[type, frozenset[str]]] = {
+    "threshold": (ThresholdRule, frozenset({"expr"})),
+    "forecast": (ForecastRule, frozenset({"key_results", "attainment_below"})),
+}
+"""Rule kind name to its class and the keys that mark it."""
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def load_rule_file(
+    path: str | os.PathLike[str], *, key_results: Collection[str] | None = None
+) -> tuple[RuleGroup, ...]:
+    """Load and validate one rule file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The rule file.
+    key_results : collection of str, optional
+        Names of the configured key results. When given, forecast rules must
+        name only these.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, unreadable or invalid, listing every problem.
+    """
+    groups, problems = collect_rule_files([Path(path)], key_results=key_results)
+    if problems:
+        raise ConfigError([str(problem) for problem in problems])
+    return groups
+
+
+def load_rule_files(config: Config) -> tuple[RuleGroup, ...]:
+    """Load every rule file that ``config.rule_files`` names.
+
+    Globs resolve against the folder of the configuration file. Group names
+    must be unique across all files, and forecast rules must name key results
+    of ``config``.
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem of every rule file.
+    """
+    names = [key_result.name for key_result in config.key_results]
+    groups, problems = collect_rule_files(resolve_rule_files(config), key_results=names)
+    if problems:
+        raise ConfigError([str(problem) for problem in problems])
+    return groups
+
+
+def collect_rule_files(
+    paths: Iterable[Path], *, key_results: Collection[str] | None = None
+) -> tuple[tuple[RuleGroup, ...], list[Problem]]:
+    """Read rule files and return their valid groups and every problem."""
+    groups: list[RuleGroup] = []
+    problems: list[Problem] = []
+    first_groups: dict[str, RuleGroup] = {}
+    for path in paths:
+        file_groups, file_problems = _read_rule_file(path, key_results)
+        for index, group in file_groups:
+            first = first_groups.setdefault(group.name, group)
+            if first is not group:
+                file_problems.append(_duplicate_group(path, index, group, first))
+                continue
+            groups.append(group)
+        problems.extend(sorted(file_problems, key=lambda problem: problem.line))
+    return tuple(groups), problems
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _duplicate_group(
+    path: Path, index: int, group: RuleGroup, first: RuleGroup
+) -> Problem:
+    where = f"{_display(first.location.path)}:{first.location.line}"
+    return Problem(
+        file=_display(path),
+        line=group.location.line,
+        field_path=format_field_path(("groups", index, "name")),
+        message=(
+            f"Duplicate group name {group.name!r}; it is also used at {where}. "
+            "Give each group a unique name."
+        ),
+    )
+
+
+def _read_rule_file(
+    path: Path, key_results: Collection[str] | None
+) -> tuple[list[tuple[int, RuleGroup]], list[Problem]]:
+    document = read_document(path, _display(path))
+    if document.root is None:
+        if not document.problems:
+            return [], []  # An empty rule file has no groups.
+        return [], document.problems
+
+    reader = Reader(document, environ={})
+    file_reader = _RuleFileReader(reader, path, key_results)
+    groups = file_reader.read(document.root)
+    return groups, document.problems
+
+
+class _RuleFileReader:
+    def __init__(
+        self, reader: Reader, path: Path, key_results: Collection[str] | None
+    ) -> None:
+        self.reader = reader
+        self.path = path
+        self.key_results = None if key_results is None else list(key_results)
+
+    def read(self, root: Node) -> list[tuple[int, RuleGroup]]:
+        reader = self.reader
+        if not isinstance(root, Mapping):
+            reader.report(
+                root.line,
+                (),
+                f"Expected a mapping with the key 'groups', got {_describe(root)}.",
+            )
+            return []
+
+        for key, _ in root.entries:
+            if key.value != "groups":
+                reader.report_unknown_key(key, (key.value,), ["groups"])
+        groups_node = root.get("groups")
+        if groups_node is None:
+            reader.report(root.line, ("groups",), "Missing required key 'groups'.")
+            return []
+        if not isinstance(groups_node, Sequence):
+            reader.expect(tuple[Any, ...], groups_node, ("groups",))
+            return []
+
+        groups: list[tuple[int, RuleGroup]] = []
+        first_lines: dict[str, int] = {}
+        for index, node in enumerate(groups_node.items):
+            group = self._read_group(node, ("groups", index))
+            if group is INVALID:
+                continue
+            if group.name in first_lines:
+                reader.report(
+                    reader.line_of(("groups", index, "name")),
+                    ("groups", index, "name"),
+                    f"Duplicate group name {group.name!r}; it is also used at line "
+                    f"{first_lines[group.name]}. Give each group a unique name.",
+                )
+                continue
+            first_lines[group.name] = group.location.line
+            groups.append((index, group))
+        return groups
+
+    def _read_group(self, node: Node, path: FieldPath) -> Any:
+        location = Location(path=self.path, line=node.line)
+        group = self.reader.read_dataclass(
+            RuleGroup,
+            node,
+            path,
+            fixed={"location": location},
+            custom={"rules": self._read_rules},
+        )
+        if group is not INVALID and group.interval is not None:
+            if group.interval.total_seconds() <= 0:
+                interval_path = (*path, "interval")
+                self.reader.report(
+                    self.reader.line_of(interval_path),
+                    interval_path,
+                    "The interval must be greater than zero; write a value such as 1m.",
+                )
+        return group
+
+    def _read_rules(self, node: Node, path: FieldPath) -> Any:
+        reader = self.reader
+        if not isinstance(node, Sequence):
+            reader.expect(tuple[Any, ...], node, path, "Write one '- ' per rule.")
+            return INVALID
+
+        rules: list[Any] = []
+        first_lines: dict[str, int] = {}
+        for index, item in enumerate(node.items):
+            item_path = (*path, index)
+            rule = self._read_rule(item, item_path)
+            rules.append(rule)
+            if rule is INVALID:
+                continue
+            if rule.alert in first_lines:
+                reader.report(
+                    reader.line_of((*item_path, "alert")),
+                    (*item_path, "alert"),
+                    f"Duplicate alert name {rule.alert!r} in this group; it is also "
+                    f"used at line {first_lines[rule.alert]}. Give each rule of a "
+                    "group a unique alert name.",
+                )
+                rules[-1] = INVALID
+                continue
+            first_lines[rule.alert] = rule.location.line
+
+        if any(rule is INVALID for rule in rules):
+            return INVALID
+        return tuple(rules)
+
+    def _read_rule(self, node: Node, path: FieldPath) -> Any:
+        reader = self.reader
+        if not isinstance(node, Mapping):
+            reader.report(
+                node.line,
+                path,
+                f"Expected a mapping for the rule, got {_describe(node)}.",
+            )
+            return INVALID
+
+        kinds = [
+            name
+            for name, (_, markers) in _RULE_KINDS.items()
+            if markers.intersection(node.keys())
+        ]
+        if len(kinds) != 1:
+            reader.report(node.line, path, _kind_message(kinds))
+            return INVALID
+
+        cls, _ = _RULE_KINDS[kinds[0]]
+        others = {key for name, (_, keys) in _RULE_KINDS.items() for key in keys}
+        location = Location(path=self.path, line=node.line)
+        rule = reader.read_dataclass(
+            cls, node, path, fixed={"location": location}, also_allowed=others
+        )
+        if rule is INVALID:
+            return INVALID
+
+        self._check_labels(rule, path)
+        if isinstance(rule, ThresholdRule):
+            return self._parse_expression(rule, node, path)
+        return self._check_forecast(rule, path)
+
+    def _check_labels(self, rule: Rule, path: FieldPath) -> None:
+        for name in rule.labels:
+            if not _LABEL_NAME.fullmatch(name):
+                label_path = (*path, "labels", name)
+                self.reader.report(
+                    self.reader.line_of(label_path),
+                    label_path,
+                    f"Invalid label name {name!r}; use letters, digits and "
+                    "underscores, not starting with a digit.",
+                )
+
+    def _check_forecast(self, rule: ForecastRule, path: FieldPath) -> Any:
+        reader = self.reader
+        valid = True
+        if not 0 < rule.attainment_below < 1:
+            valid = False
+            field_path = (*path, "attainment_below")
+            reader.report(
+                reader.line_of(field_path),
+                field_path,
+                f"attainment_below is {rule.attainment_below:g}; write a "
+                "probability between 0 and 1, exclusive, such as 0.7.",
+            )
+        elif not 0 <= rule.clear_margin < 1 - rule.attainment_below:
+            valid = False
+            field_path = (*path, "clear_margin")
+            reader.report(
+                reader.line_of(field_path),
+                field_path,
+                f"clear_margin is {rule.clear_margin:g}; write a value from 0 up "
+                f"to, but not including, {1 - rule.attainment_below:g}, so that "
+                "the alert can clear.",
+            )
+
+        if not rule.key_results:
+            valid = False
+            field_path = (*path, "key_results")
+            reader.report(
+                reader.line_of(field_path),
+                field_path,
+                "The list of key results is empty; name at least one key result.",
+            )
+        for index, name in enumerate(rule.key_results):
+            if self.key_results is None or name in self.key_results:
+                continue
+            valid = False
+            field_path = (*path, "key_results", index)
+            reader.report(
+                reader.line_of(field_path),
+                field_path,
+                f"Unknown key result {name!r}.{suggest(name, self.key_results)} "
+                f"The key results are {join_choices(self.key_results) or 'none'}.",
+            )
+        return rule if valid else INVALID
+
+    def _parse_expression(
+        self, rule: ThresholdRule, node: Mapping, path: FieldPath
+    ) -> Any:
+        expr_node = node.get("expr")
+        assert isinstance(expr_node, Scalar)  # rule.expr was read as a string.
+        if not rule.expr.strip():
+            self.reader.report(
+                expr_node.line,
+                (*path, "expr"),
+                "The expression is empty; write a condition such as "
+                'kpi("orders") < 100.',
+            )
+            return INVALID
+
+        try:
+            from rules import expr as expressions
+        except ImportError:
+            # NOTE: without rules.expr the expression is not checked, and the
+            # rule carries expression=None.
+            logger.warning("rules.expr is not available; expressions are not parsed")
+            return rule
+
+        try:
+            tree = expressions.parse(rule.expr)
+        except expressions.ExpressionError as error:
+            self.reader.problems.append(
+                _expression_problem(self.reader, expr_node, (*path, "expr"), error)
+            )
+            return INVALID
+        return dataclasses.replace(rule, expression=tree)
+
+
+def _kind_message(kinds: list[str]) -> str:
+    described = [
+        f"{name} ({' and '.join(sorted(markers))})"
+        for name, (_, markers) in _RULE_KINDS.items()
+    ]
+    if kinds:
+        return (
+            f"The rule mixes the keys of {' and '.join(kinds)} rules; keep the keys "
+            f"of one kind: {'; '.join(described)}."
+        )
+    return (
+        f"The rule matches no kind; write the keys of one kind: {'; '.join(described)}."
+    )
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, Mapping):
+        return "a mapping"
+    if isinstance(node, Sequence):
+        return "a list"
+    return repr(node.value)
+
+
+def _expression_problem(
+    reader: Reader, node: Scalar, path: FieldPath, error: Any
+) -> Problem:
+    """Place an expression error at its file line and column, with a caret."""
+    text = node.value
+    offset = min(max(int(error.offset), 0), len(text))
+    position = _locate_offset(reader.document.lines, node, offset)
+    if position is not None:
+        line, column = position
+        source_line = reader.document.lines[line - 1]
+    else:
+        # The text cannot be mapped onto the file exactly; show the expression.
+        line_start = text.rfind("\n", 0, offset) + 1
+        line_end = text.find("\n", offset)
+        source_line = text[line_start : line_end if line_end != -1 else len(text)]
+        line = node.line
+        column = offset - line_start + 1
+    padding = "".join(
+        "\t" if char == "\t" else " " for char in source_line[: column - 1]
+    )
+    message = f"{error.message}\n    {source_line}\n    {padding}^"
+    return Problem(
+        file=reader.document.file,
+        line=line,
+        column=column,
+        field_path=format_field_path(path),
+        message=message,
+    )
+
+
+def _locate_offset(
+    lines: list[str], node: Scalar, offset: int
+) -> tuple[int, int] | None:
+    """Return the 1-based file line and column of ``offset`` in a scalar's text.
+
+    Plain, single-line quoted and literal block scalars are mapped; the
+    result is checked against the file, and ``None`` means no exact match.
+    """
+    text = node.value
+    candidates: list[tuple[int, int]] = []
+    if node.style in (None, "'", '"') and "\n" not in text:
+        quote = 0 if node.style is None else 1
+        candidates.append((node.line, node.column + quote + offset))
+    elif node.style in ("|", ">"):
+        # Block content starts on the line after the indicator.
+        index = text.count("\n", 0, offset)
+        within = offset - (text.rfind("\n", 0, offset) + 1)
+        line = node.line + 1 + index
+        if 0 < line <= len(lines):
+            content = lines[line - 1]
+            indent = len(content) - len(content.lstrip(" "))
+            candidates.append((line, indent + within + 1))
+
+    for line, column in candidates:
+        if not 0 < line <= len(lines):
+            continue
+        source = lines[line - 1]
+        if offset >= len(text):
+            return line, column
+        if source[column - 1 : column] == text[offset]:
+            return line, column
+    return None
