@@ -232,9 +232,9 @@ class Daemon:
         health.last_poll = now
         health.samples += inserted
         self.instruments.samples.labels(name).inc(inserted)
-        for error in result.errors:
-            self.instruments.poll_errors.labels(name, error.reason).inc()
-            self.rate_limited.warning(name, error.reason, str(error))
+        for problem in result.errors:
+            self.instruments.poll_errors.labels(name, problem.reason).inc()
+            self.rate_limited.warning(name, problem.reason, str(problem))
         if result.errors and not result.samples:
             self._record_failure(
                 health, now, result.errors[0].reason, str(result.errors[0])

@@ -20,6 +20,7 @@ from exporters.notification import Notification
 from monitor.config.model import Config
 from monitor.exprcontext import CycleContext
 from monitor.keyresults import KeyResultStatus
+from monitor.series import Labels
 from monitor.store import Store, StoredAlert
 from monitor.windows import WindowStore
 from rules import templates
@@ -48,12 +49,10 @@ FORECAST_CONFIRMATIONS = 2
 class RuleOutcome:
     """What one evaluation of one rule found, per alert label set."""
 
-    results: dict[tuple[tuple[str, str], ...], tuple[Outcome, float | None]]
+    results: dict[Labels, tuple[Outcome, float | None]]
     default: Outcome = Outcome.FALSE
     """Outcome for existing alerts that are not in ``results``."""
-    key_results: dict[tuple[tuple[str, str], ...], KeyResultStatus] = field(
-        default_factory=dict
-    )
+    key_results: dict[Labels, KeyResultStatus] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,20 +206,20 @@ class RuleEvaluator:
         if not result and not context.has_fresh_data(rule.expression):
             return RuleOutcome(results={}, default=Outcome.NO_DATA)
 
-        results = {
+        matched: dict[Labels, tuple[Outcome, float | None]] = {
             _alert_labels(rule, element.labels): (Outcome.TRUE, float(element.value))
             for element in result
         }
-        return RuleOutcome(results=results)
+        return RuleOutcome(results=matched)
 
     def _evaluate_forecast(
         self, rule: ForecastRule, statuses: Mapping[str, KeyResultStatus]
     ) -> RuleOutcome:
-        results: dict[tuple[tuple[str, str], ...], tuple[Outcome, float | None]] = {}
-        by_labels: dict[tuple[tuple[str, str], ...], KeyResultStatus] = {}
+        results: dict[Labels, tuple[Outcome, float | None]] = {}
+        by_labels: dict[Labels, KeyResultStatus] = {}
         for name in rule.key_results:
             status = statuses.get(name)
-            kr_labels = (("key_result", name),)
+            kr_labels: Labels = (("key_result", name),)
             if status is not None:
                 kr_labels = (
                     ("key_result", name),
@@ -401,16 +400,14 @@ class RuleEvaluator:
                     self.store.delete_alerts(connection, gone)
 
 
-def _alert_labels(
-    rule: Rule, series_labels: tuple[tuple[str, str], ...]
-) -> tuple[tuple[str, str], ...]:
+def _alert_labels(rule: Rule, series_labels: Labels) -> Labels:
     labels = dict(series_labels)
     labels.update(rule.labels)
     labels["alertname"] = rule.alert
     return tuple(sorted(labels.items()))
 
 
-def _fingerprint(rule: Rule, labels: tuple[tuple[str, str], ...]) -> str:
+def _fingerprint(rule: Rule, labels: Labels) -> str:
     return AlertState(alert=rule.alert, group="", labels=dict(labels)).fingerprint
 
 

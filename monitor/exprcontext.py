@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from monitor.keyresults import KeyResultStatus
 from monitor.series import Labels
 from monitor.windows import WindowStore
 from rules import expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyResultFigures:
+    """The figures of one key result that expressions can read."""
+
+    progress: float
+    expected_progress: float
+    forecast: float
+    attainment_probability: float
 
 
 class CycleContext:
@@ -59,8 +70,17 @@ class CycleContext:
             if all(matcher.matches(window.labels) for matcher in matchers)
         ]
 
-    def key_result(self, name: str) -> KeyResultStatus | None:
-        return self._key_results.get(name)
+    def key_result(self, name: str) -> KeyResultFigures | None:
+        status = self._key_results.get(name)
+        if status is None:
+            return None
+
+        return KeyResultFigures(
+            progress=status.progress,
+            expected_progress=status.expected_progress,
+            forecast=status.forecast.forecast,
+            attainment_probability=status.attainment_probability,
+        )
 
     def anomaly_score(self, kpi: str, labels: Labels) -> float:
         return self._anomaly_scores.get((kpi, labels), float("nan"))

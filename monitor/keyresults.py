@@ -174,7 +174,9 @@ class KeyResultEvaluator:
         )
         key, times, values = self._select_series(config)
         if key is not None:
-            self.error_pool.update(times, values, now)
+            self.error_pool.update(
+                times, values, now, key=str(key), measure=config.measure
+            )
         forecast = forecast_key_result(
             spec, times, values, now, error_pool=self.error_pool
         )

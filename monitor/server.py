@@ -94,13 +94,13 @@ def _make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         server_version = "krwatch"
 
-        def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+        def do_GET(self) -> None:
             self._handle("GET")
 
-        def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
+        def do_POST(self) -> None:
             self._handle("POST")
 
-        def do_DELETE(self) -> None:  # noqa: N802 - name fixed by http.server
+        def do_DELETE(self) -> None:
             self._handle("DELETE")
 
         def _handle(self, method: str) -> None:

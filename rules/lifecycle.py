@@ -91,11 +91,11 @@ def step(
     (AlertState, Transition or None)
         The new state and the transition that needs a notification.
     """
-    outcome = _apply_policy(outcome, timing)
-    if outcome is None:
+    effective = _apply_policy(outcome, timing)
+    if effective is None:
         return replace(state, last_evaluated=now), None
 
-    if outcome is Outcome.TRUE:
+    if effective is Outcome.TRUE:
         return _step_true(state, now, timing, value)
     return _step_false(state, now, timing, value)
 

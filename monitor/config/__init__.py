@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.config._loader import load, resolve_rule_files
+from monitor.config._loader import LoadResult, load, resolve_rule_files
 from monitor.config.model import Config
 from monitor.errors import ConfigError
 
@@ -86,7 +86,9 @@ def check_files(
     result = _load(path, environ, source_types, receiver_types)
     problems = [str(problem) for problem in result.problems]
     _, rule_problems = collect_rule_files(
-        result.rule_paths, key_results=result.key_result_names
+        result.rule_paths,
+        kpis=result.kpi_names,
+        key_results=result.key_result_names,
     )
     problems.extend(str(problem) for problem in rule_problems)
     return problems
@@ -97,7 +99,7 @@ def _load(
     environ: Mapping[str, str] | None,
     source_types: Mapping[str, Any] | None,
     receiver_types: Mapping[str, Any] | None,
-) -> Any:
+) -> LoadResult:
     if source_types is None:
         from monitor.sources import SOURCE_TYPES
 

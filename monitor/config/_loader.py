@@ -70,6 +70,7 @@ class LoadResult:
     config: Config | None
     problems: list[Problem]
     rule_paths: tuple[Path, ...] = ()
+    kpi_names: frozenset[str] = frozenset()
     key_result_names: frozenset[str] = frozenset()
 
 
@@ -123,6 +124,7 @@ def load(
         config=None if problems else config,
         problems=problems,
         rule_paths=rule_paths,
+        kpi_names=frozenset(name for _, name in parsed.names.get("kpis", ())),
         key_result_names=frozenset(
             name for _, name in parsed.names.get("key_results", ())
         ),
