@@ -49,7 +49,7 @@ _ESCAPES = {
 _HEX_ESCAPE_LENGTHS = {"x": 2, "u": 4, "U": 8}
 
 # Characters and pairs that belong to Python or other query languages, with
-# the message that tells the author what to write instead.
+# the message that suggests what to write instead.
 _REJECTED = {
     "**": "Power is written '^', not '**', as in 2 ^ 10.",
     "//": "Floor division '//' is not supported; use round(a / b, 0) instead.",

@@ -65,12 +65,12 @@ def scalar_operation(node: BinaryOperation, left: float, right: float) -> float:
     """Evaluate an operation between two scalars; comparisons give 1 or 0."""
     if node.operator in SET_OPERATORS:
         if node.operator == "and":
-            holds = is_true(left) and is_true(right)
+            satisfied = is_true(left) and is_true(right)
         elif node.operator == "or":
-            holds = is_true(left) or is_true(right)
+            satisfied = is_true(left) or is_true(right)
         else:
-            holds = is_true(left) and not is_true(right)
-        return 1.0 if holds else 0.0
+            satisfied = is_true(left) and not is_true(right)
+        return 1.0 if satisfied else 0.0
 
     left_array = np.array([left])
     right_array = np.array([right])

@@ -1,9 +1,10 @@
 """Pratt parser from tokens to the typed expression tree.
 
-The parser checks types as it builds the tree, so a parsed expression only
-fails at evaluation time on data: a call gets the argument kinds its signature
-names, strings appear only as arguments, and ``on``/``ignoring`` only join two
-vectors.
+The parser checks types as it builds the tree: each call gets the argument
+kinds its signature names, strings appear only as arguments, and
+``on``/``ignoring`` only join two vectors. Evaluation can then fail only on a
+one-to-one matching that finds duplicates or on a scalar argument out of range,
+such as ``clamp`` bounds in the wrong order.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import difflib
 import keyword
 import re
-from typing import cast
+from typing import NoReturn, cast
 
 from rules.expr._lexer import Token, tokenize
 from rules.expr._signatures import (
@@ -181,7 +182,7 @@ class _Parser:
             self._raise_unexpected(self._peek(), f"{text!r} {context}")
         return self._advance()
 
-    def _raise_unexpected(self, token: Token, expected: str) -> None:
+    def _raise_unexpected(self, token: Token, expected: str) -> NoReturn:
         message = f"Expected {expected} but found {_describe(token)}."
         if token.kind == "operator" and token.text == "=":
             message += " Write '==' to compare two values."
@@ -202,7 +203,7 @@ class _Parser:
     def _type(self, node: Expr) -> ValueType:
         return self._types[id(node)]
 
-    def _raise_too_deep(self, offset: int) -> None:
+    def _raise_too_deep(self, offset: int) -> NoReturn:
         raise ExpressionError(
             f"The expression is nested more than {MAX_NESTING_DEPTH} levels "
             "deep (operators, calls and parentheses each count); split it into "
@@ -350,7 +351,6 @@ class _Parser:
             return self._name(token)
 
         self._raise_unexpected(token, "a number, a duration, a string or a call")
-        raise AssertionError("unreachable")
 
     def _parenthesized(self) -> Expr:
         opening = self._advance()
@@ -542,9 +542,7 @@ class _Parser:
                         signature, name, len(positional) + len(keywords)
                     )
                 argument = self._register(
-                    NumberLiteral(
-                        value=cast(float, parameter.default), offset=name.offset
-                    ),
+                    NumberLiteral(value=parameter.default, offset=name.offset),
                     "scalar",
                 )
             self._check_argument(signature, parameter, argument)
@@ -588,7 +586,7 @@ class _Parser:
 
     def _raise_argument_count(
         self, signature: Signature, name: Token, given: int
-    ) -> None:
+    ) -> NoReturn:
         required = sum(
             1 for parameter in signature.parameters if parameter.default is None
         )

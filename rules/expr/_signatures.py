@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 ParameterKind = Literal["selector", "vector", "number", "scalar", "duration", "string"]
-"""What an argument must be.
+"""Kind of argument that a parameter accepts.
 
 ``selector`` is a ``kpi(...)`` call, ``vector`` any expression that yields a
 vector, ``number`` a scalar or a vector, ``scalar`` an expression without
@@ -143,6 +143,6 @@ SIGNATURES["round"] = Signature(
 )
 
 KPI_SIGNATURE_TEXT = 'kpi(name, label="value", label!="value", label=~"regex", ...)'
-"""How ``kpi`` is called, for error messages."""
+"""Call form of ``kpi`` shown in error messages."""
 
 FUNCTION_NAMES = ("kpi", *sorted(SIGNATURES))

@@ -102,7 +102,7 @@ class Selector:
 class Call:
     """A call of a function other than ``kpi``.
 
-    ``arguments`` holds one expression per parameter in signature order, with
+    ``arguments`` contains one expression per parameter in signature order, with
     keyword arguments and defaults already resolved.
     """
 

@@ -1,6 +1,6 @@
 """Window functions: one value per series from the samples in a time window.
 
-A window of length ``d`` ending at ``now`` holds the samples with
+A window of length ``d`` ending at ``now`` contains the samples with
 ``now - d < timestamp <= now``. Samples whose value is NaN are skipped. A
 function returns None when the window has too few samples for it, and the
 series is then left out of the result, as in PromQL.

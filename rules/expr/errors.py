@@ -11,7 +11,7 @@ class ExpressionError(KrwatchError):
     Parameters
     ----------
     message : str
-        Full sentence that says what is wrong and how to fix it.
+        Full sentence that states what is wrong and how to fix it.
     offset : int
         0-based index into the expression text of the character the error is
         about.

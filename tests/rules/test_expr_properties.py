@@ -66,11 +66,11 @@ HOSTILE_INPUTS = [
 def test_parse_hostile_input_is_contained(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
+    def fail_on_call(*args: object, **kwargs: object) -> None:
         raise AssertionError("The parser called eval, exec or compile.")
 
     for name in ("eval", "exec", "compile"):
-        monkeypatch.setattr(builtins, name, refuse)
+        monkeypatch.setattr(builtins, name, fail_on_call)
     started = time.monotonic()
 
     try:
