@@ -65,6 +65,7 @@ def evaluate(expr: Expr, context: EvaluationContext) -> Vector | float:
     EvaluationError
         If two vectors cannot be matched one to one, or a function argument is
         out of range, such as ``clamp`` with its lower bound above its upper.
+        Exceptions raised by the context's methods propagate unchanged.
     """
     return _Evaluator(context).evaluate(expr)
 
