@@ -49,7 +49,10 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def load_rule_file(
-    path: str | os.PathLike[str], *, key_results: Collection[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    kpis: Collection[str] | None = None,
+    key_results: Collection[str] | None = None,
 ) -> tuple[RuleGroup, ...]:
     """Load and validate one rule file.
 
@@ -57,16 +60,21 @@ def load_rule_file(
     ----------
     path : str or path-like
         The rule file.
+    kpis : collection of str, optional
+        Names of the configured KPIs. When given, expressions must select
+        only these.
     key_results : collection of str, optional
-        Names of the configured key results. When given, forecast rules must
-        name only these.
+        Names of the configured key results. When given, forecast rules and
+        expressions must name only these.
 
     Raises
     ------
     ConfigError
         If the file is missing, unreadable or invalid, listing every problem.
     """
-    groups, problems = collect_rule_files([Path(path)], key_results=key_results)
+    groups, problems = collect_rule_files(
+        [Path(path)], kpis=kpis, key_results=key_results
+    )
     if problems:
         raise ConfigError([str(problem) for problem in problems])
     return groups
@@ -76,7 +84,7 @@ def load_rule_files(config: Config) -> tuple[RuleGroup, ...]:
     """Load every rule file that ``config.rule_files`` names.
 
     Globs resolve against the folder of the configuration file. Group names
-    must be unique across all files, and forecast rules must name key results
+    must be unique across all files, and rules must name KPIs and key results
     of ``config``.
 
     Raises
@@ -84,22 +92,28 @@ def load_rule_files(config: Config) -> tuple[RuleGroup, ...]:
     ConfigError
         Listing every problem of every rule file.
     """
-    names = [key_result.name for key_result in config.key_results]
-    groups, problems = collect_rule_files(resolve_rule_files(config), key_results=names)
+    groups, problems = collect_rule_files(
+        resolve_rule_files(config),
+        kpis=[kpi.name for kpi in config.kpis],
+        key_results=[key_result.name for key_result in config.key_results],
+    )
     if problems:
         raise ConfigError([str(problem) for problem in problems])
     return groups
 
 
 def collect_rule_files(
-    paths: Iterable[Path], *, key_results: Collection[str] | None = None
+    paths: Iterable[Path],
+    *,
+    kpis: Collection[str] | None = None,
+    key_results: Collection[str] | None = None,
 ) -> tuple[tuple[RuleGroup, ...], list[Problem]]:
     """Read rule files and return their valid groups and every problem."""
     groups: list[RuleGroup] = []
     problems: list[Problem] = []
     first_groups: dict[str, RuleGroup] = {}
     for path in paths:
-        file_groups, file_problems = _read_rule_file(path, key_results)
+        file_groups, file_problems = _read_rule_file(path, kpis, key_results)
         for index, group in file_groups:
             first = first_groups.setdefault(group.name, group)
             if first is not group:
@@ -133,7 +147,7 @@ def _duplicate_group(
 
 
 def _read_rule_file(
-    path: Path, key_results: Collection[str] | None
+    path: Path, kpis: Collection[str] | None, key_results: Collection[str] | None
 ) -> tuple[list[tuple[int, RuleGroup]], list[Problem]]:
     document = read_document(path, _display(path))
     if document.root is None:
@@ -142,18 +156,23 @@ def _read_rule_file(
         return [], document.problems
 
     reader = Reader(document, environ={})
-    file_reader = _RuleFileReader(reader, path, key_results)
+    file_reader = _RuleFileReader(reader, path, kpis, key_results)
     groups = file_reader.read(document.root)
     return groups, document.problems
 
 
 class _RuleFileReader:
     def __init__(
-        self, reader: Reader, path: Path, key_results: Collection[str] | None
+        self,
+        reader: Reader,
+        path: Path,
+        kpis: Collection[str] | None,
+        key_results: Collection[str] | None,
     ) -> None:
         self.reader = reader
         self.path = path
-        self.key_results = None if key_results is None else list(key_results)
+        self.kpis = None if kpis is None else sorted(kpis)
+        self.key_results = None if key_results is None else sorted(key_results)
 
     def read(self, root: Node) -> list[tuple[int, RuleGroup]]:
         reader = self.reader
@@ -299,7 +318,7 @@ class _RuleFileReader:
                 f"attainment_below is {rule.attainment_below:g}; write a "
                 "probability between 0 and 1, exclusive, such as 0.7.",
             )
-        elif not 0 <= rule.clear_margin < 1 - rule.attainment_below:
+        elif rule.clear_margin < 0 or rule.attainment_below + rule.clear_margin >= 1:
             valid = False
             field_path = (*path, "clear_margin")
             reader.report(
@@ -353,12 +372,21 @@ class _RuleFileReader:
             logger.warning("rules.expr is not available; expressions are not parsed")
             return rule
 
+        expr_path = (*path, "expr")
         try:
             tree = expressions.parse(rule.expr)
         except expressions.ExpressionError as error:
-            self.reader.problems.append(
-                _expression_problem(self.reader, expr_node, (*path, "expr"), error)
+            problem = _expression_problem(self.reader, expr_node, expr_path, error)
+            self.reader.problems.append(problem)
+            return INVALID
+
+        errors = expressions.reference_errors(tree, self.kpis, self.key_results)
+        for reference_error in errors:
+            problem = _expression_problem(
+                self.reader, expr_node, expr_path, reference_error
             )
+            self.reader.problems.append(problem)
+        if errors:
             return INVALID
         return dataclasses.replace(rule, expression=tree)
 
@@ -421,30 +449,82 @@ def _locate_offset(
 ) -> tuple[int, int] | None:
     """Return the 1-based file line and column of ``offset`` in a scalar's text.
 
-    Plain, single-line quoted and literal block scalars are mapped; the
-    result is checked against the file, and ``None`` means no exact match.
+    Single-line scalars, literal blocks (``|``), and folded blocks (``>``) or
+    multi-line plain scalars without blank lines are mapped. The result is
+    checked against the file, and ``None`` means no exact match, as for
+    escape sequences in double quotes.
     """
     text = node.value
-    candidates: list[tuple[int, int]] = []
-    if node.style in (None, "'", '"') and "\n" not in text:
-        quote = 0 if node.style is None else 1
-        candidates.append((node.line, node.column + quote + offset))
-    elif node.style in ("|", ">"):
-        # Block content starts on the line after the indicator.
-        index = text.count("\n", 0, offset)
-        within = offset - (text.rfind("\n", 0, offset) + 1)
-        line = node.line + 1 + index
-        if 0 < line <= len(lines):
-            content = lines[line - 1]
-            indent = len(content) - len(content.lstrip(" "))
-            candidates.append((line, indent + within + 1))
+    if not 0 < node.line <= len(lines):
+        return None
 
-    for line, column in candidates:
-        if not 0 < line <= len(lines):
-            continue
-        source = lines[line - 1]
+    position: tuple[int, int] | None
+    if "\n" not in text.rstrip("\n") and node.line == node.end_line:
+        quote = 1 if node.style in ("'", '"') else 0
+        position = (node.line, node.column + quote + offset)
         if offset >= len(text):
-            return line, column
-        if source[column - 1 : column] == text[offset]:
-            return line, column
+            return position  # An error at the end points just past the text.
+    elif offset >= len(text):
+        return None
+    elif node.style == "|":
+        position = _locate_in_literal(lines, node, offset)
+    else:
+        position = _locate_in_folded(lines, node, offset)
+
+    if position is None:
+        return None
+    line, column = position
+    if not 0 < line <= len(lines) or column < 1:
+        return None
+    if lines[line - 1][column - 1 : column] != text[offset]:
+        return None
+    return position
+
+
+def _block_indent(lines: list[str], first_line: int) -> int | None:
+    for source in lines[first_line - 1 :]:
+        if source.strip():
+            return len(source) - len(source.lstrip(" "))
+    return None
+
+
+def _locate_in_literal(
+    lines: list[str], node: Scalar, offset: int
+) -> tuple[int, int] | None:
+    # Literal content starts on the line after the indicator, one text line
+    # per file line, with the block's indentation removed.
+    indent = _block_indent(lines, node.line + 1)
+    if indent is None:
+        return None
+    text = node.value
+    index = text.count("\n", 0, offset)
+    within = offset - (text.rfind("\n", 0, offset) + 1)
+    return node.line + 1 + index, indent + within + 1
+
+
+def _locate_in_folded(
+    lines: list[str], node: Scalar, offset: int
+) -> tuple[int, int] | None:
+    # Folding joins the file lines with one space each, which holds for
+    # text without blank or more-indented lines; the caller checks the result.
+    if node.style == ">":
+        line = node.line + 1
+        indent = _block_indent(lines, line)
+        if indent is None:
+            return None
+        start = indent + 1
+    else:
+        quote = 1 if node.style in ("'", '"') else 0
+        line, start = node.line, node.column + quote
+
+    position = 0
+    while line <= min(node.end_line, len(lines)):
+        source = lines[line - 1]
+        segment = source[start - 1 :].rstrip()
+        if position <= offset < position + len(segment):
+            return line, start + offset - position
+        position += len(segment) + 1
+        line += 1
+        following = lines[line - 1] if line <= len(lines) else ""
+        start = len(following) - len(following.lstrip(" ")) + 1
     return None
