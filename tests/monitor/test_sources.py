@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ import requests
 
 from monitor.config.model import Config, KPIConfig, SourceConfig
 from monitor.errors import SourceError
+from monitor.secrets import Secret
 from monitor.sources import SourceContext
 from monitor.sources.base import check_value
 from monitor.sources.csv import CsvQuery, CsvSettings, CsvSource, ReplaySettings
@@ -19,8 +19,6 @@ from monitor.sources.prometheus import (
     PrometheusSource,
 )
 from monitor.sources.timestamps import parse_timestamp
-from monitor.secrets import Secret
-from datetime import timedelta
 
 
 def make_context(tmp_path: Path, clock: float = 1_000_000.0) -> SourceContext:
