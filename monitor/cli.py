@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
@@ -16,6 +17,11 @@ from monitor.errors import ConfigError, KrwatchError
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules that add subcommands: each has ``add_commands(subparsers)``, and
+every parser it adds sets ``handler`` (a function of the parsed arguments
+returning the exit status) with ``set_defaults``."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -36,6 +42,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "check", help="Validate a config file and its rule files; exit 0 or 1."
     )
     check.add_argument("-c", "--config", required=True, type=Path, help="Config file.")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(commands)
     return parser
 
 
@@ -50,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.command == "check":
         return _check(args.config)
-    return _run(args.config)
+    if args.command == "run":
+        return _run(args.config)
+    return int(args.handler(args))
 
 
 def _check(path: Path) -> int:
