@@ -179,7 +179,10 @@ def _number(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "n/a" if value is None else str(value)
 
-    return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4g}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+
+    return f"{value:.4g}"
 
 
 def _escape(text: str) -> str:
