@@ -10,7 +10,8 @@ and records the outcome:
 - retryable failure (network error, timeout, 429, 5xx): the rows wait
   ``Retry-After`` seconds if the receiver gave it, else a delay drawn
   uniformly from zero to ``initial_backoff * 2 ** (attempt - 1)``, capped at
-  ``max_backoff`` ("full jitter");
+  ``max_backoff`` ("full jitter"). Every delay is at least
+  ``MIN_RETRY_DELAY_SECONDS``;
 - other failure (another 4xx): rows become ``failed`` and are not retried.
 
 A row still pending ``max_age`` after it was queued is dropped. Delivery is
@@ -42,10 +43,12 @@ from exporters.silences import Silence, StoreLike, active_silences
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL_SECONDS = 5.0
-"""Longest idle wait of a worker; silences that end are noticed this late."""
+"""Maximum idle wait of a worker, so a silence that ends is noticed this late."""
 DEFAULT_RETENTION = timedelta(days=7)
 """Finished rows are kept this long, so a late duplicate is still deduplicated."""
 HOUSEKEEPING_INTERVAL_SECONDS = 600.0
+MIN_RETRY_DELAY_SECONDS = 0.05
+"""Floor of every retry delay, so ``Retry-After: 0`` cannot spin a worker."""
 ORPHAN_MAX_AGE = timedelta(hours=24)
 """Rows of a receiver that is no longer configured are dropped after this."""
 
@@ -70,7 +73,7 @@ class Dispatcher:
     metrics : OutboxMetrics, optional
         Where deliveries, failures and drops are counted.
     poll_interval_seconds : float
-        Longest idle wait of a worker between checks of the outbox; ``wake``
+        Maximum idle wait of a worker between checks of the outbox, and ``wake``
         ends the wait at once.
     retention : timedelta
         How long finished rows are kept.
@@ -425,13 +428,14 @@ class Dispatcher:
         self, receiver: Receiver, attempt: int, retry_after: float | None
     ) -> float:
         if retry_after is not None:
-            return retry_after
+            return max(retry_after, MIN_RETRY_DELAY_SECONDS)
 
         initial = receiver.settings.initial_backoff.total_seconds()
         cap = receiver.settings.max_backoff.total_seconds()
         ceiling = min(cap, initial * 2.0 ** min(attempt - 1, 62))
         with self._rng_lock:
-            return self._rng.uniform(0.0, ceiling)
+            delay = self._rng.uniform(0.0, ceiling)
+        return max(delay, MIN_RETRY_DELAY_SECONDS)
 
     def _count_dropped(self, receiver: str, reason: str, count: int = 1) -> None:
         if self._metrics is not None:
@@ -443,7 +447,7 @@ class Dispatcher:
         """Queue again the held firing rows whose silence has ended."""
         now = self._clock()
         with self._store.transaction() as connection:
-            held = connection.execute(
+            suppressed_rows = connection.execute(
                 f"SELECT {ROW_COLUMNS} FROM outbox AS held WHERE receiver = ? AND "
                 "status = 'suppressed' AND state = 'firing' AND reminder = 0 AND "
                 "last_error LIKE 'silenced%' AND NOT EXISTS (SELECT 1 FROM outbox "
@@ -452,11 +456,11 @@ class Dispatcher:
                 "'resolved' AND later.id > held.id)",
                 (receiver.name,),
             ).fetchall()
-            if not held:
+            if not suppressed_rows:
                 return
 
             muting = active_silences(connection, datetime.fromtimestamp(now, UTC))
-            for raw in held:
+            for raw in suppressed_rows:
                 row = outbox.read_row(raw)
                 if _muted_by(row.notification, muting) is not None:
                     continue

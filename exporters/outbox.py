@@ -13,8 +13,8 @@ Tables (schema version ``SCHEMA_VERSION``):
   attempts and next attempt time.
 - ``outbox_groups``: grouping state per receiver and group key: when the
   group is next flushed and when it was last sent.
-- ``outbox_alerts``: alerts whose firing notification a receiver got and
-  whose resolve it has not got yet; their resolve is always sent, and they
+- ``outbox_alerts``: alerts whose firing notification a receiver got but
+  whose resolve it has not got yet. Their resolve is always sent, and they
   are sent again every repeat interval.
 
 Times are stored as epoch seconds (UTC wall clock), because they must
@@ -198,9 +198,9 @@ def schedule_group(
 ) -> None:
     """Set when a group with a new row is flushed, as Alertmanager does.
 
-    A new group (one with nothing sent and nothing pending) waits
-    ``group_wait``; a group that was sent waits until ``group_interval``
-    after its last send; a group already scheduled keeps its time.
+    A new group, with nothing sent and nothing pending, waits
+    ``group_wait``. A group that was sent waits until ``group_interval``
+    after its last send. A group already scheduled keeps its time.
     """
     settings = (
         target.group_wait.total_seconds(),

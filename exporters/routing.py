@@ -30,7 +30,7 @@ GROUP_BY_ALL = "..."
 
 @dataclass(frozen=True, kw_only=True)
 class RouteTarget:
-    """Where one notification goes: a receiver and the group it joins."""
+    """Destination of one notification: a receiver and the group it joins."""
 
     receiver: str
     group_key: str

@@ -1,6 +1,6 @@
 """Silences: label matchers that stop notifications for a time.
 
-A silence holds matchers (``=``, ``!=``, ``=~``, ``!~``), a start, an end, a
+A silence contains matchers (``=``, ``!=``, ``=~``, ``!~``), a start, an end, a
 comment and its author, persisted in the store. The dispatcher does not send
 a firing notification for an alert that an active silence matches, but it
 always sends the resolve of an alert whose firing notification was sent.
@@ -51,7 +51,7 @@ CREATE INDEX IF NOT EXISTS silences_ends_at ON silences (ends_at);
 
 
 class StoreLike(Protocol):
-    """What this package needs from ``monitor.store.Store``."""
+    """Interface of ``monitor.store.Store`` that this package uses."""
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
@@ -198,12 +198,12 @@ def list_silences(
 ) -> list[Silence]:
     """Return silences in the given states (all by default), newest first."""
     moment = now or datetime.now(UTC)
-    wanted = set(SILENCE_STATES if states is None else states)
+    selected = set(SILENCE_STATES if states is None else states)
     rows = connection.execute(
         f"SELECT {_COLUMNS} FROM silences ORDER BY created_at DESC, id"
     ).fetchall()
     silences = [_silence_from_row(row) for row in rows]
-    return [silence for silence in silences if silence.state(moment) in wanted]
+    return [silence for silence in silences if silence.state(moment) in selected]
 
 
 def active_silences(
@@ -359,7 +359,7 @@ def run_silence_command(
         Loaded configuration; its ``storage.path`` names the store.
     store : StoreLike, optional
         Store to use; by default ``monitor.store.Store`` on
-        ``config.storage.path``, which is safe while the daemon runs because
+        ``config.storage.path``. That is safe while the daemon runs, because
         SQLite in WAL mode lets two processes write in turn.
     out : TextIO, optional
         Where results go; defaults to standard output. Errors go to standard
@@ -446,9 +446,9 @@ def _check_new_silence(
         )
 
     if all(matcher.matches({}) for matcher in matchers):
-        shown = ", ".join(str(matcher) for matcher in matchers)
+        matcher_text = ", ".join(str(matcher) for matcher in matchers)
         raise SilenceError(
-            f"The matchers {{{shown}}} also match an alert without labels, so "
+            f"The matchers {{{matcher_text}}} also match an alert without labels, so "
             "they would silence every alert; add a matcher that requires a "
             "label value, such as alertname=ChurnAboveLimit."
         )
@@ -467,10 +467,14 @@ def _check_new_silence(
         )
 
     if not comment.strip():
-        raise SilenceError("A silence needs a comment that says why; pass one.")
+        raise SilenceError(
+            "The silence comment is missing; give the reason for the silence."
+        )
 
     if not created_by.strip():
-        raise SilenceError("A silence needs its author in created_by; pass one.")
+        raise SilenceError(
+            "The silence author (created_by) is missing; give who creates it."
+        )
 
 
 _COLUMNS = "id, matchers, starts_at, ends_at, comment, created_by, created_at"

@@ -101,7 +101,7 @@ class Receiver(ABC):
 
     @property
     def max_batch_size(self) -> int:
-        """Most notifications that one ``deliver`` call gets."""
+        """Maximum number of notifications passed to one ``deliver`` call."""
         return self.default_batch_size
 
     @property
@@ -129,8 +129,8 @@ class Receiver(ABC):
         Raises
         ------
         DeliveryError
-            If the attempt failed; ``retryable`` tells the dispatcher whether
-            to try again.
+            If the attempt failed. ``retryable`` is True when the dispatcher
+            should try again.
         """
 
     def __repr__(self) -> str:

@@ -3,7 +3,7 @@
 Each notification becomes one event POSTed to ``/v2/enqueue``: a firing
 notification a ``trigger``, a resolved one a ``resolve``. The ``dedup_key``
 is the alert fingerprint, so repeated triggers update one PagerDuty alert and
-the resolve closes it. PagerDuty answers 202 on success, 400 for an invalid
+the resolve closes it. PagerDuty returns 202 on success, 400 for an invalid
 event (not retried), 429 when rate-limited and 5xx on its own errors (both
 retried).
 """

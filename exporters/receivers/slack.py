@@ -44,7 +44,8 @@ class SlackSettings(ReceiverSettings):
     """Sender name shown in Slack, if the webhook allows overriding it."""
     icon_emoji: str = ""
     max_batch_size: int = 8
-    """Most notifications in one message; more are sent as further messages."""
+    """Maximum number of notifications in one message; the dispatcher sends
+    the rest of a group in further messages."""
 
 
 def build_message(
@@ -52,7 +53,7 @@ def build_message(
 ) -> dict[str, Any]:
     """Build the incoming webhook body for one batch."""
     blocks: list[dict[str, Any]] = []
-    shown = 0
+    displayed = 0
     for notification in notifications:
         if len(blocks) + BLOCKS_PER_NOTIFICATION > MAX_BLOCKS - 1:
             break
@@ -60,9 +61,9 @@ def build_message(
         if blocks:
             blocks.append({"type": "divider"})
         blocks.extend(_notification_blocks(notification))
-        shown += 1
+        displayed += 1
 
-    hidden = len(notifications) - shown
+    hidden = len(notifications) - displayed
     if hidden:
         blocks.append(_context([f"{hidden} more notifications are not shown."]))
 

@@ -41,7 +41,7 @@ class WebhookSettings(ReceiverSettings):
     signature_header: str = "X-Krwatch-Signature"
     timestamp_header: str = "X-Krwatch-Timestamp"
     max_batch_size: int = 100
-    """Most notifications in one body."""
+    """Maximum number of notifications in one body."""
 
 
 def build_body(

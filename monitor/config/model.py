@@ -106,10 +106,10 @@ class ReceiverConfig:
 class RouteConfig:
     """One node of the notification route tree.
 
-    Grouping settings left as ``None`` are inherited from the parent route;
-    on the root route they take the defaults of ``exporters.routing``
-    (group_wait 30s, group_interval 5m, repeat_interval 4h, send_resolved
-    true, no group_by).
+    Grouping settings left as ``None`` are inherited from the parent route.
+    On the root route they take the defaults of ``exporters.routing``:
+    group_wait 30s, group_interval 5m, repeat_interval 4h, send_resolved
+    true and no group_by.
     """
 
     receiver: str

@@ -114,3 +114,38 @@ def _states(alerts: list[dict[str, object]], name: str) -> list[object]:
         for alert in alerts
         if alert["labels"]["alertname"] == name  # type: ignore[index]
     ]
+
+
+def test_alertmanager_resends_firing_each_resend_interval(store: Store) -> None:
+    clock = {"now": 1_800_000_000.0}
+    start = clock["now"]
+    target = RouteTarget(
+        receiver="am", group_key="0:{}", repeat_interval=timedelta(hours=4)
+    )
+    with running_server() as server:
+        receiver = AlertmanagerReceiver(
+            "am",
+            AlertmanagerSettings(url=server.url, resend_interval=timedelta(minutes=1)),
+            session=create_session(),
+        )
+        dispatcher = Dispatcher(store, {"am": receiver}, clock=lambda: clock["now"])
+        with store.transaction() as connection:
+            enqueue(connection, make_notification(), [target], now=start)
+        dispatcher.run_once("am")
+
+        clock["now"] = start + 59
+        dispatcher.run_once("am")
+        before_interval = len(server.snapshot())
+
+        clock["now"] = start + 60
+        dispatcher.run_once("am")
+        clock["now"] = start + 120
+        dispatcher.run_once("am")
+        requests = server.snapshot()
+
+    assert before_interval == 1
+    assert len(requests) == 3
+    assert all(
+        request.json()[0]["endsAt"] > request.json()[0]["startsAt"]
+        for request in requests
+    )

@@ -76,7 +76,7 @@ def sample_value(registry: CollectorRegistry, name: str, **labels: str) -> float
     return 0.0 if value is None else value
 
 
-def test_dispatcher_receiver_down_then_up_delivers_each_key_once(store: Store) -> None:
+def test_dispatcher_down_receiver_gets_each_key_once(store: Store) -> None:
     port = free_port()
     receiver = webhook(f"http://127.0.0.1:{port}/hook", max_batch_size=1)
     notifications = [make_notification(alert=f"Alert{index}") for index in range(5)]
@@ -183,7 +183,7 @@ def test_dispatcher_429_waits_for_retry_after(
     assert len(requests) == 2
     gap = requests[1].received_at - requests[0].received_at
     # An HTTP date has whole seconds, so now + 2s written as a date is 1 to 2
-    # seconds ahead; the backoff of 0.1s would retry much sooner.
+    # seconds ahead. The backoff of 0.1s alone would retry much sooner.
     assert gap >= 0.95
     assert gap < 2.0 + 0.5
 

@@ -118,8 +118,14 @@ def test_silence_expire_unknown_id(store: Store) -> None:
         ),
         (CHURN, NOW, "c", "a", "is not after its start"),
         (CHURN, datetime(2026, 3, 2, 10, 0), "c", "a", "has no time zone"),
-        (CHURN, NOW + timedelta(hours=1), "  ", "a", "needs a comment"),
-        (CHURN, NOW + timedelta(hours=1), "c", "", "needs its author"),
+        (CHURN, NOW + timedelta(hours=1), "  ", "a", "comment is missing"),
+        (
+            CHURN,
+            NOW + timedelta(hours=1),
+            "c",
+            "",
+            "author \\(created_by\\) is missing",
+        ),
     ],
     ids=[
         "no-matchers",
