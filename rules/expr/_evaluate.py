@@ -32,7 +32,13 @@ from rules.expr._values import (
     SeriesWindow,
     Vector,
 )
-from rules.expr._windows import WINDOW_FUNCTIONS, cut_window, last_index, quantile
+from rules.expr._windows import (
+    WINDOW_FUNCTIONS,
+    cut_window,
+    last_index,
+    predict_linear,
+    quantile,
+)
 from rules.expr.errors import EvaluationError
 
 _KEY_RESULT_ATTRIBUTES = {
@@ -131,6 +137,10 @@ class _Evaluator:
 
     def _over_window(self, node: Call) -> Vector:
         selector, duration = node.arguments[0], node.arguments[-1]
+        horizon = 0.0
+        if node.function == "predict_linear":
+            duration, ahead = node.arguments[1], node.arguments[2]
+            horizon = ahead.seconds if isinstance(ahead, DurationLiteral) else 0.0
         if not isinstance(selector, Selector) or not isinstance(
             duration, DurationLiteral
         ):
@@ -146,7 +156,9 @@ class _Evaluator:
             )
             # Infinite samples give NaN, as IEEE 754 defines, without warnings.
             with np.errstate(all="ignore"):
-                if function is None:
+                if node.function == "predict_linear":
+                    value = predict_linear(timestamps, values, self._now, horizon)
+                elif function is None:
                     value = quantile(values, q)
                 else:
                     value = function(timestamps, values)
@@ -180,7 +192,10 @@ class _Evaluator:
 
     def _call(self, node: Call) -> Vector | float:
         function = node.function
-        if function in WINDOW_FUNCTIONS or function == "quantile_over":
+        if function in WINDOW_FUNCTIONS or function in (
+            "quantile_over",
+            "predict_linear",
+        ):
             return self._over_window(node)
         if function == "stale":
             return self._stale(node)

@@ -104,6 +104,15 @@ SIGNATURES["quantile_over"] = Signature(
     ),
     returns="vector",
 )
+SIGNATURES["predict_linear"] = Signature(
+    name="predict_linear",
+    parameters=(
+        Parameter(name="selector", kind="selector"),
+        Parameter(name="window", kind="duration"),
+        Parameter(name="horizon", kind="duration"),
+    ),
+    returns="vector",
+)
 SIGNATURES["last"] = Signature(
     name="last",
     parameters=(Parameter(name="selector", kind="selector"),),

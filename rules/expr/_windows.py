@@ -93,6 +93,22 @@ def _slope(timestamps: FloatArray, values: FloatArray) -> float | None:
     return float(np.dot(centred, values - values.mean())) / spread
 
 
+def predict_linear(
+    timestamps: FloatArray, values: FloatArray, now: float, horizon: float
+) -> float | None:
+    """Return the least-squares line's value at ``now + horizon``."""
+    if values.size < 2:
+        return None
+    mean_time = float(timestamps.mean())
+    centred = timestamps - mean_time
+    spread = float(np.dot(centred, centred))
+    if spread == 0:
+        return float("nan")
+    mean_value = float(values.mean())
+    slope = float(np.dot(centred, values - mean_value)) / spread
+    return mean_value + slope * (now + horizon - mean_time)
+
+
 def quantile(values: FloatArray, q: float) -> float | None:
     """Return the ``q`` quantile of ``values``, interpolating linearly.
 

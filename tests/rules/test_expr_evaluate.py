@@ -429,3 +429,24 @@ def test_context_protocol_accepts_test_context() -> None:
     context: EvaluationContext = _context()
 
     assert context.now == NOW
+
+
+def test_predict_linear_extends_least_squares_line() -> None:
+    times = np.arange(0.0, 3601.0, 60.0)
+
+    class Context:
+        now = 3600.0
+
+        def select(self, kpi: str, matchers: object) -> list[SeriesWindow]:
+            return [
+                SeriesWindow(kpi=kpi, labels=(), timestamps=times, values=times / 600)
+            ]
+
+        def key_result(self, name: str) -> None:
+            return None
+
+        def anomaly_score(self, kpi: str, labels: object) -> float:
+            return float("nan")
+
+    result = evaluate(parse('predict_linear(kpi("a"), 1h, 30m)'), Context())
+    assert result[0].value == pytest.approx(9.0)
