@@ -35,8 +35,8 @@ arithmetic instead of a search.
 QUANTILE_LEVELS = np.array([NormalDist().cdf(score) for score in NORMAL_SCORES])
 """Probability levels of the tabulated quantiles, from 0.003 to 0.997."""
 
-HISTORY_BUCKET_EDGES = (4, 9, 26, 52, 104)
-HISTORY_BUCKETS = ("4-8", "9-25", "26-51", "52-103", "104+")
+HISTORY_BUCKET_EDGES = (4, 9, 26, 52, 104, 160)
+HISTORY_BUCKETS = ("4-8", "9-25", "26-51", "52-103", "104-159", "160+")
 """History length buckets, in observed steps the model was fitted on."""
 
 EXACT_HORIZON_STEPS = 13
