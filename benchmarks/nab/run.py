@@ -1,0 +1,226 @@
+"""Run the anomaly detectors over the NAB corpus and print their NAB scores.
+
+Usage::
+
+    python -m benchmarks.nab.run [--data DIR] [--jobs 2] [--detectors NAME ...]
+
+Each detector is fitted on an empty history and then scores every file in
+one streaming pass, so every score uses only its own row and earlier rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import platform
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.nab.scoring import (
+    PROFILE_NAMES,
+    FloatArray,
+    NabFile,
+    Profile,
+    count_windows,
+    load_corpus,
+    load_profiles,
+    normalise,
+    optimise_threshold,
+    raw_score,
+)
+from detectors.anomaly import make_detector
+from detectors.errors import DataQualityWarning
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path("/work/shared/data/nab")
+
+# One fixed configuration per detector, used unchanged for every file.
+NAB_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "robust_z": ("robust_z", {}),
+    "ewma": ("ewma", {}),
+    "cusum": ("cusum", {}),
+    "seasonal_mad": ("seasonal_mad", {}),
+    "isolation_forest": ("isolation_forest", {}),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileRun:
+    """Scores of one detector on one file, with the time it took."""
+
+    detector: str
+    file_name: str
+    anomaly_scores: FloatArray
+    seconds: float
+
+
+def run_detector_on_file(task: tuple[str, NabFile]) -> FileRun:
+    """Stream one file through a fresh detector."""
+    name, nab_file = task
+    type_name, params = NAB_CONFIGS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        started = time.perf_counter()
+        detector = make_detector(type_name, **params)
+        detector.fit(nab_file.timestamps[:0], nab_file.values[:0])
+        result = detector.score(nab_file.timestamps, nab_file.values)
+        seconds = time.perf_counter() - started
+    return FileRun(
+        detector=name,
+        file_name=nab_file.name,
+        anomaly_scores=result.anomaly_score,
+        seconds=seconds,
+    )
+
+
+def split_files(files: Sequence[NabFile]) -> tuple[list[int], list[int]]:
+    """Split the corpus into two fixed halves.
+
+    Within each category, files are taken in name order and alternate between
+    half A (first, third, ...) and half B (second, fourth, ...).
+    """
+    half_a: list[int] = []
+    half_b: list[int] = []
+    position_in_category: dict[str, int] = {}
+    for index, nab_file in enumerate(files):
+        category = nab_file.name.split("/")[0]
+        position = position_in_category.get(category, 0)
+        position_in_category[category] = position + 1
+        (half_a if position % 2 == 0 else half_b).append(index)
+
+    return half_a, half_b
+
+
+def score_detector(
+    files: Sequence[NabFile], scores: Sequence[FloatArray], profile: Profile
+) -> dict[str, float]:
+    """Return the corpus score and the held-out scores of both split directions."""
+    n_windows = count_windows(files)
+    threshold, raw = optimise_threshold(files, scores, profile)
+    result = {"threshold": threshold, "score": normalise(raw, n_windows, profile)}
+    half_a, half_b = split_files(files)
+    for label, tune, test in (("a_to_b", half_a, half_b), ("b_to_a", half_b, half_a)):
+        tune_files = [files[i] for i in tune]
+        test_files = [files[i] for i in test]
+        tuned, _ = optimise_threshold(tune_files, [scores[i] for i in tune], profile)
+        held_out = raw_score(test_files, [scores[i] for i in test], tuned, profile)
+        result[f"held_out_{label}"] = normalise(
+            held_out, count_windows(test_files), profile
+        )
+
+    return result
+
+
+def describe_machine() -> str:
+    """Return the CPU count and model of this machine."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{multiprocessing.cpu_count()} CPUs, {model}"
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="NAB folder with data/, labels/ and config/ (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="Worker processes (default: 2)."
+    )
+    parser.add_argument(
+        "--detectors",
+        nargs="+",
+        default=list(NAB_CONFIGS),
+        choices=list(NAB_CONFIGS),
+        help="Detectors to run (default: all).",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="Write the scores and per-file timings as JSON to this file.",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    started = time.perf_counter()
+    files = load_corpus(arguments.data)
+    profiles = load_profiles(arguments.data / "config" / "profiles.json")
+    by_size = sorted(files, key=lambda nab_file: -len(nab_file.values))
+    tasks = [(name, nab_file) for name in arguments.detectors for nab_file in by_size]
+    with multiprocessing.Pool(arguments.jobs) as pool:
+        runs = pool.map(run_detector_on_file, tasks, chunksize=1)
+
+    report: dict[str, Any] = {
+        "machine": describe_machine(),
+        "files": len(files),
+        "windows": count_windows(files),
+        "detectors": {},
+    }
+    for name in arguments.detectors:
+        by_file = {run.file_name: run for run in runs if run.detector == name}
+        scores = [by_file[nab_file.name].anomaly_scores for nab_file in files]
+        seconds = [by_file[nab_file.name].seconds for nab_file in files]
+        rows = sum(len(nab_file.values) for nab_file in files)
+        entry: dict[str, Any] = {
+            "config": NAB_CONFIGS[name][1],
+            "seconds_total": sum(seconds),
+            "seconds_per_file_median": float(np.median(seconds)),
+            "seconds_per_file_max": max(seconds),
+            "microseconds_per_row": 1e6 * sum(seconds) / rows,
+            "seconds_per_file": dict(
+                zip((f.name for f in files), seconds, strict=True)
+            ),
+        }
+        for profile_name in PROFILE_NAMES:
+            entry[profile_name] = score_detector(files, scores, profiles[profile_name])
+        report["detectors"][name] = entry
+    report["wall_seconds"] = time.perf_counter() - started
+
+    print_report(report)
+    if arguments.output is not None:
+        arguments.output.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(
+        f"{report['files']} files, {report['windows']} windows; "
+        f"{report['machine']}; wall time {report['wall_seconds']:.1f} s"
+    )
+    print(
+        "| detector | standard | reward_low_FP | reward_low_FN "
+        "| standard held out A->B / B->A | CPU s total | us per row |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, entry in report["detectors"].items():
+        standard = entry["standard"]
+        print(
+            f"| {name} | {standard['score']:.1f} "
+            f"| {entry['reward_low_FP_rate']['score']:.1f} "
+            f"| {entry['reward_low_FN_rate']['score']:.1f} "
+            f"| {standard['held_out_a_to_b']:.1f} / {standard['held_out_b_to_a']:.1f} "
+            f"| {entry['seconds_total']:.1f} | {entry['microseconds_per_row']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
