@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config._schema import FieldPath, Reader, join_choices, suggest
 from monitor.config.model import KeyResultConfig, RouteConfig, ServerConfig
+from rules.graph import find_cycles
 
 if TYPE_CHECKING:
     from monitor.config._loader import Parsed
@@ -36,6 +37,7 @@ def check_config(reader: Reader, parsed: Parsed) -> None:
         _check_reference(reader, path, kpi.source, "source", source_names)
 
     kpi_names = _names(parsed, "kpis")
+    _check_drives(reader, parsed, kpi_names)
     for path, key_result in parsed.key_results:
         _check_reference(reader, (*path, "kpi"), key_result.kpi, "KPI", kpi_names)
         _check_key_result(reader, path, key_result)
@@ -122,6 +124,46 @@ def _check_reference(
     else:
         detail = f" No {role} is defined."
     reader.report(reader.line_of(path), path, f"Unknown {role} {name!r}.{detail}")
+
+
+def _check_drives(reader: Reader, parsed: Parsed, kpi_names: list[str]) -> None:
+    """Check ``drives`` edges: known targets, no self-edge, no repeat, no cycle."""
+    edges: dict[str, list[str]] = {}
+    edge_paths: dict[tuple[str, str], FieldPath] = {}
+    for index, kpi in parsed.kpis:
+        for position, edge in enumerate(kpi.drives):
+            path: FieldPath = ("kpis", index, "drives", position, "kpi")
+            if edge.kpi == kpi.name:
+                reader.report(
+                    reader.line_of(path),
+                    path,
+                    f"KPI {kpi.name!r} drives itself; name another KPI or remove "
+                    "the edge.",
+                )
+                continue
+            if (kpi.name, edge.kpi) in edge_paths:
+                first = reader.line_of(edge_paths[(kpi.name, edge.kpi)])
+                reader.report(
+                    reader.line_of(path),
+                    path,
+                    f"KPI {kpi.name!r} already drives {edge.kpi!r} at line {first}; "
+                    "keep one edge per pair of KPIs.",
+                )
+                continue
+            _check_reference(reader, path, edge.kpi, "KPI", kpi_names)
+            edges.setdefault(kpi.name, []).append(edge.kpi)
+            edge_paths[(kpi.name, edge.kpi)] = path
+
+    for cycle in find_cycles(edges):
+        closing = (cycle[-1], cycle[0])
+        path = edge_paths[closing]
+        loop = " -> ".join([*cycle, cycle[0]])
+        reader.report(
+            reader.line_of(path),
+            path,
+            f"The drives edges form a cycle: {loop}. Remove one of these edges, "
+            "because the KPI graph must have no cycle.",
+        )
 
 
 def _check_key_result(

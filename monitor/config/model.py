@@ -59,6 +59,14 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class KPIEdgeConfig:
+    """One ``drives`` edge: a change of this KPI moves ``kpi`` after ``lag``."""
+
+    kpi: str
+    lag: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class KPIConfig:
     name: str
     source: str
@@ -67,6 +75,8 @@ class KPIConfig:
     stale_after: timedelta | None = None
     query: object = None
     """Instance of the source type's query dataclass."""
+    drives: tuple[KPIEdgeConfig, ...] = ()
+    """Downstream KPIs; the edges form the KPI dependency graph."""
 
 
 @dataclass(frozen=True, kw_only=True)
