@@ -333,7 +333,7 @@ class _Sections:
                 query_node = empty_mapping(node.line, node.column)
             query = reader.read_dataclass(query_class, query_node, (*path, "query"))
         elif self._source_type_known(node):
-            # The source type reads no query; any query written is an error.
+            # The source type reads no query, so a written query is an error.
             if query_node is not None:
                 reader.report(
                     query_node.line,

@@ -201,7 +201,7 @@ class Reader:
         return scalar_reader(self, node, path)
 
     def peek(self, hint: Any, node: Node, path: FieldPath) -> Any:
-        """Read like ``read`` but discard problems; return ``INVALID`` on any."""
+        """Read like ``read``, but discard problems and return ``INVALID`` if any."""
         saved = self.document.problems
         self.document.problems = []
         try:
@@ -225,7 +225,7 @@ class Reader:
         if len(options) == 1:
             return self.read(options[0], node, path)
 
-        # Try each alternative on its own; keep the first that reads cleanly.
+        # Try each alternative alone and keep the first that reads without problems.
         for option in options:
             value = self.peek(option, node, path)
             if value is not INVALID:
@@ -614,7 +614,7 @@ def _read_datetime(reader: Reader, node: Scalar, path: FieldPath) -> Any:
 
 
 def _parse_timestamp(text: str) -> datetime | None:
-    """Parse ISO 8601 or a YAML timestamp; naive means UTC; return UTC."""
+    """Parse ISO 8601 or a YAML timestamp into UTC, reading a naive time as UTC."""
     parsed: object
     try:
         parsed = datetime.fromisoformat(text)

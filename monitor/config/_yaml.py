@@ -141,8 +141,8 @@ def read_document(path: Path, display: str) -> Document:
     """Read and compose one YAML file.
 
     Problems with the file itself (missing, unreadable, not UTF-8, invalid
-    YAML) leave ``root`` as ``None``; problems inside a valid document, such as
-    duplicate keys, are listed while ``root`` is still returned.
+    YAML) leave ``root`` as ``None``. Problems inside a valid document, such
+    as duplicate keys, are listed, and ``root`` is still returned.
     """
     try:
         data = path.read_bytes()

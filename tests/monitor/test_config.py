@@ -696,7 +696,7 @@ def test_load_config_route_checked_when_other_parts_invalid() -> None:
     )
 
 
-def test_load_config_reference_to_invalid_item_is_not_unknown() -> None:
+def test_load_config_invalid_source_still_known() -> None:
     text = VALID.replace(
         "    path: orders.csv\n", "    path: orders.csv\n    timezone: [x]\n"
     )

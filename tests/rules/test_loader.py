@@ -196,23 +196,6 @@ PROBLEM_CASES = [
         id="duplicate-alert",
     ),
     pytest.param(
-        (
-            '        expr: kpi("churn") > 0.05\n',
-            '        expr: kpi("churn") > 0.05\n        key_results: [a]\n',
-        ),
-        "rules.yaml:5: groups[0].rules[0]: The rule mixes the keys of threshold and "
-        "forecast rules; keep the keys of one kind: threshold (expr); forecast "
-        "(attainment_below and key_results).",
-        id="mixed-kinds",
-    ),
-    pytest.param(
-        ('        expr: kpi("churn") > 0.05\n', ""),
-        "rules.yaml:5: groups[0].rules[0]: The rule matches no kind; write the keys "
-        "of one kind: threshold (expr); forecast (attainment_below and "
-        "key_results).",
-        id="no-kind",
-    ),
-    pytest.param(
         ('        expr: kpi("churn") > 0.05\n', "        expr: ''\n"),
         "rules.yaml:6: groups[0].rules[0].expr: The expression is empty; write a "
         'condition such as kpi("orders") < 100.',
@@ -242,6 +225,39 @@ def test_load_rule_file_reports_problem(change: tuple[str, str], expected: str) 
     problems = problems_of(VALID.replace(old, new, 1))
 
     assert problems[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "expected_start"),
+    [
+        pytest.param(
+            (
+                '        expr: kpi("churn") > 0.05\n',
+                '        expr: kpi("churn") > 0.05\n        key_results: [a]\n',
+            ),
+            "rules.yaml:5: groups[0].rules[0]: The rule mixes the keys of threshold "
+            "and forecast rules; keep the keys of one kind: ",
+            id="mixed-kinds",
+        ),
+        pytest.param(
+            ('        expr: kpi("churn") > 0.05\n', ""),
+            "rules.yaml:5: groups[0].rules[0]: The rule matches no kind; write the "
+            "keys of one kind: ",
+            id="no-kind",
+        ),
+    ],
+)
+def test_load_rule_file_rule_kind_problem(
+    change: tuple[str, str], expected_start: str
+) -> None:
+    old, new = change
+
+    problems = problems_of(VALID.replace(old, new, 1))
+
+    assert len(problems) == 1
+    assert problems[0].startswith(expected_start)
+    assert "threshold (expr)" in problems[0]
+    assert "forecast (attainment_below and key_results)" in problems[0]
 
 
 def test_load_rule_file_lists_every_problem() -> None:
