@@ -16,10 +16,12 @@ from exporters.errors import MatcherError
 Operator = Literal["=", "!=", "=~", "!~"]
 OPERATORS: tuple[Operator, ...] = ("=", "!=", "=~", "!~")
 
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Longest operators first, so "=~" is not read as "=" followed by "~".
 _MATCHER_TEXT = re.compile(
-    r"\s*(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<operator>=~|!~|!=|=)\s*(?P<value>.*?)\s*"
+    r"\s*(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<operator>=~|!~|!=|=)\s*(?P<value>.*?)\s*",
+    re.DOTALL,
 )
 
 
@@ -113,7 +115,7 @@ def parse_matcher(text: str) -> Matcher:
 
     value = found["value"]
     if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        value = _ESCAPED.sub(r"\1", value[1:-1])
     operator = cast(Operator, found["operator"])
     return Matcher(name=found["name"], operator=operator, value=value)
 

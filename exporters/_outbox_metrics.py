@@ -86,12 +86,13 @@ class OutboxMetrics:
             buckets=LATENCY_BUCKETS_SECONDS,
             registry=registry,
         )
-        for name in receivers:
+        names = tuple(receivers)
+        for name in names:
             self.sent.labels(receiver=name)
             self.failed.labels(receiver=name)
             self.latency.labels(receiver=name)
         if store is not None:
-            registry.register(_QueueCollector(store, clock))
+            registry.register(_QueueCollector(store, clock, names))
 
     def record_sent(self, receiver: str, latency_seconds: float | None) -> None:
         """Count one delivered notification; a repeat passes no latency."""
@@ -109,9 +110,12 @@ class OutboxMetrics:
 class _QueueCollector(Collector):
     """Reads queue length and oldest age per receiver from the store."""
 
-    def __init__(self, store: StoreLike, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: StoreLike, clock: Callable[[], float], receivers: tuple[str, ...]
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._receivers = receivers
 
     def collect(self) -> Iterator[Metric]:
         length = GaugeMetricFamily(
@@ -125,7 +129,10 @@ class _QueueCollector(Collector):
             labels=["receiver"],
         )
         now = self._clock()
+        waiting = {receiver: (0, now) for receiver in self._receivers}
         for receiver, count, queued_at in self._read():
+            waiting[receiver] = (count, queued_at)
+        for receiver, (count, queued_at) in sorted(waiting.items()):
             length.add_metric([receiver], count)
             oldest.add_metric([receiver], max(now - queued_at, 0.0))
         yield length
