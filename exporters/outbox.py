@@ -292,7 +292,8 @@ def purge_finished(
     """Delete finished rows older than ``older_than``; return how many.
 
     Suppressed firing rows stay while their alert may still fire, so they
-    can be sent when their silence ends.
+    can be sent when their silence ends. Idle groups with no rows left are
+    deleted too.
     """
     cutoff = (time.time() if now is None else now) - older_than.total_seconds()
     placeholders = ", ".join("?" for _ in FINISHED_STATUSES)
@@ -303,6 +304,17 @@ def purge_finished(
         "outbox.receiver AND later.fingerprint = outbox.fingerprint AND "
         "later.state = 'resolved' AND later.id > outbox.id))))",
         (cutoff, *FINISHED_STATUSES),
+    )
+    # A group row is needed while any outbox row refers to it, because the
+    # dispatcher joins rows to their group.
+    connection.execute(
+        "DELETE FROM outbox_groups WHERE next_flush_at IS NULL AND "
+        "COALESCE(last_flush_at, 0) < ? AND NOT EXISTS (SELECT 1 FROM "
+        "outbox_alerts AS a WHERE a.receiver = outbox_groups.receiver AND "
+        "a.group_key = outbox_groups.group_key) AND NOT EXISTS (SELECT 1 FROM "
+        "outbox AS o WHERE o.receiver = outbox_groups.receiver AND o.group_key = "
+        "outbox_groups.group_key)",
+        (cutoff,),
     )
     return cursor.rowcount
 

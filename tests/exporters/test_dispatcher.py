@@ -419,6 +419,21 @@ def test_dispatcher_inhibited_until_released(store: Store) -> None:
     assert requests[0].json()["notifications"][0]["inhibited"] is False
 
 
+def test_dispatcher_resolve_sent_when_inhibited_later(store: Store) -> None:
+    with running_server() as server:
+        dispatcher = Dispatcher(store, {"hook": webhook(server.url)})
+        put(store, make_notification())
+        dispatcher.run_once("hook")
+        put(store, make_notification(state="resolved", inhibited=True))
+        dispatcher.run_once("hook")
+        requests = server.snapshot()
+
+    assert [n["state"] for r in requests for n in r.json()["notifications"]] == [
+        "firing",
+        "resolved",
+    ]
+
+
 def test_dispatcher_send_resolved_false_skips_resolve(store: Store) -> None:
     target = RouteTarget(receiver="hook", group_key="0:{}", send_resolved=False)
     with running_server() as server:

@@ -113,3 +113,21 @@ def test_purge_finished_keeps_pending(store: Store) -> None:
 
     assert purged == 1
     assert left == {"pending": 1}
+
+
+def test_purge_finished_deletes_idle_groups(store: Store) -> None:
+    with store.transaction() as connection:
+        enqueue(connection, make_notification(alert="A"), ["hook"], now=0.0)
+        enqueue(connection, make_notification(alert="B"), ["hook"], now=0.0)
+        connection.execute(
+            "UPDATE outbox SET status = 'delivered', finished_at = 10.0 WHERE id = 1"
+        )
+        connection.execute(
+            "UPDATE outbox_groups SET next_flush_at = NULL, last_flush_at = 10.0"
+        )
+        purge_finished(connection, timedelta(days=7), now=10.0 + 8 * 86400)
+        groups = connection.execute(
+            "SELECT group_key FROM outbox_groups ORDER BY group_key"
+        ).fetchall()
+
+    assert groups == [(f"direct:{make_notification(alert='B').fingerprint}",)]
