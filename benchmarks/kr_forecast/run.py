@@ -28,7 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detectors.keyresults import AttainmentAlertState, ErrorPool, KeyResultSpec
+from detectors.keyresults import (
+    AttainmentAlertState,
+    ErrorPool,
+    KeyResultSpec,
+    forecast_key_result,
+)
 from detectors.keyresults._forecast import simulate_key_result
 from detectors.keyresults._pool import HISTORY_BUCKETS
 
@@ -119,6 +124,7 @@ class Tally:
     lead_weeks: list[int] = field(default_factory=list)
     flips: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
 
     def row(self) -> dict[str, float]:
         alerted = np.array(self.alerted)
@@ -140,6 +146,7 @@ class Tally:
             else np.nan,
             "flips": _mean(self.flips),
             "ms_mean": 1000 * _mean(self.seconds),
+            "cpu_ms_mean": 1000 * _mean(self.cpu_seconds),
             "ms_p99": 1000 * float(np.quantile(self.seconds, 0.99))
             if self.seconds
             else np.nan,
@@ -286,6 +293,7 @@ def _score_model(
     """Simulate one evaluation, record its interval coverage and time."""
     now = QUARTER_START + week * WEEK
     started = time.perf_counter()
+    cpu_started = time.process_time()
     simulation = simulate_key_result(
         spec, times, values, now, error_pool=pool, detect_shifts=detect_shifts
     )
@@ -294,6 +302,7 @@ def _score_model(
     draws = np.sort(simulation.outcomes)
     low_80, high_80, low_95, high_95 = np.quantile(draws, [0.1, 0.9, 0.025, 0.975])
     tally.seconds.append(time.perf_counter() - started)
+    tally.cpu_seconds.append(time.process_time() - cpu_started)
     tally.covered_80.append(bool(low_80 <= actual <= high_80))
     tally.covered_95.append(bool(low_95 <= actual <= high_95))
     below = np.searchsorted(draws, targets, side="left") / draws.size
@@ -332,6 +341,7 @@ COLUMNS = (
     "flips",
     "ms mean",
     "ms p99",
+    "cpu ms mean",
 )
 
 
@@ -343,7 +353,45 @@ def format_row(history_weeks: int, measure: str, method: str, tally: Tally) -> s
     cells += [f"{row[name]:.3f}" for name in ("precision", "recall", "false_alarms")]
     cells += [f"{row['lead_weeks']:.0f}", f"{row['flips']:.2f}"]
     cells += [f"{row['ms_mean']:.2f}", f"{row['ms_p99']:.2f}"]
+    cells += [f"{row['cpu_ms_mean']:.2f}"]
     return "| " + " | ".join(cells).replace("nan", "–") + " |"
+
+
+def time_synthetic_steps(repeats: int = 100) -> None:
+    """Time the public forecast on daily and hourly series, which M4 lacks."""
+    rng = np.random.default_rng(0)
+    hour, day = 3600.0, 86400.0
+    shapes = (
+        ("daily, 91-day quarter", day, 180, 91 * day),
+        ("hourly, 14-day key result", hour, 24 * 28, 14 * day),
+    )
+    print()
+    print("| series | measure | ms mean | ms p99 | cpu ms mean |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, step, history_steps, span in shapes:
+        start = QUARTER_START
+        times = start - step * np.arange(history_steps, 0, -1)
+        values = 100.0 + np.cumsum(rng.normal(0.0, 1.0, times.size))
+        for measure in ("level", "cumulative"):
+            spec = KeyResultSpec(
+                measure=measure,
+                direction="increase",
+                baseline=100.0,
+                target=110.0 if measure == "level" else 100.0 * span / step,
+                start=start,
+                due=start + span,
+            )
+            forecast_key_result(spec, times, values, start)
+            wall, cpu = [], []
+            for _ in range(repeats):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                forecast_key_result(spec, times, values, start)
+                wall.append(time.perf_counter() - started)
+                cpu.append(time.process_time() - cpu_started)
+            print(
+                f"| {label} | {measure} | {1000 * np.mean(wall):.2f} | "
+                f"{1000 * np.quantile(wall, 0.99):.2f} | {1000 * np.mean(cpu):.2f} |"
+            )
 
 
 def main() -> None:
@@ -378,6 +426,7 @@ def main() -> None:
     )
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+        f", load average {os.getloadavg()[0]:.2f} at start"
     )
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + " --- |" * len(COLUMNS))
@@ -398,6 +447,7 @@ def main() -> None:
             )
             for method, tally in tallies.items():
                 print(format_row(history_weeks, measure, method, tally), flush=True)
+    time_synthetic_steps()
 
 
 if __name__ == "__main__":

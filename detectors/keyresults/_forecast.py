@@ -27,7 +27,7 @@ from detectors.keyresults._steps import (
 
 logger = logging.getLogger(__name__)
 
-MAX_SIMULATED_STEPS = 64
+MAX_SIMULATED_STEPS = 32
 """Cumulative key results with more remaining steps simulate block midpoints."""
 
 DEFAULT_PATH_COUNT = 2000
@@ -345,12 +345,6 @@ def _sample_errors(
     normal scores, so a standard normal draw maps to an error by linear
     interpolation without evaluating the normal CDF.
     """
-    if horizons.size == 1:
-        scores = rng.standard_normal((path_count, 1))
-    else:
-        gaps = np.diff(horizons, prepend=0)
-        steps = rng.standard_normal((path_count, horizons.size)) * np.sqrt(gaps)
-        scores = np.cumsum(steps, axis=1) / np.sqrt(horizons)
     tables = np.empty((horizons.size, NORMAL_SCORES.size))
     for column, horizon in enumerate(horizons):
         if pool is None:
@@ -359,18 +353,23 @@ def _sample_errors(
             table = pool.quantiles(step_name, bucket, int(horizon))
         tables[column] = table * math.sqrt(horizon)
 
-    # The scores are evenly spaced, so the table position is arithmetic.
-    spacing = NORMAL_SCORES[1] - NORMAL_SCORES[0]
-    position = (scores - NORMAL_SCORES[0]) / spacing
-    position = np.clip(position, 0.0, NORMAL_SCORES.size - 1.000001)
+    # The scores are evenly spaced, so a score's table position is
+    # arithmetic. The steps below work in place on one array because this
+    # is the hot loop of an evaluation.
+    spacing = float(NORMAL_SCORES[1] - NORMAL_SCORES[0])
+    position = rng.standard_normal((path_count, horizons.size))
+    if horizons.size > 1:
+        position *= np.sqrt(np.diff(horizons, prepend=0))
+        np.cumsum(position, axis=1, out=position)
+    position *= 1.0 / (spacing * np.sqrt(horizons))
+    position -= NORMAL_SCORES[0] / spacing
+    np.clip(position, 0.0, NORMAL_SCORES.size - 1.000001, out=position)
     left = position.astype(np.intp)
-    fraction = position - left
-    flat = tables.ravel()
+    position -= left
     left += np.arange(horizons.size) * NORMAL_SCORES.size
-    left_value = np.take(flat, left)
-    right_value = np.take(flat, left + 1)
+    slopes = np.diff(tables, axis=1, append=tables[:, -1:])
 
-    return left_value + fraction * (right_value - left_value)
+    return np.take(tables.ravel(), left) + position * np.take(slopes.ravel(), left)
 
 
 def _best_rates(
