@@ -425,18 +425,29 @@ def rule_kpis(rule: object, graph: KPIGraph) -> list[str]:
     """Return the KPIs a rule reads, the one it is about first.
 
     A rule with a ``kpi`` field (an anomaly rule) is about that KPI. A
-    threshold rule is about the KPIs its expression selects, in the order
-    they are written. A forecast rule is about the KPIs of its key results.
+    threshold or dependency rule is about the KPIs its expressions select, in
+    the order they are written (``when`` before ``require``). A forecast rule
+    is about the KPIs of its key results.
     """
     kpi = getattr(rule, "kpi", None)
     if isinstance(kpi, str):
         return [kpi]
 
-    expression = getattr(rule, "expression", None)
-    if expression is not None:
-        selectors = [node for node in walk(expression) if isinstance(node, Selector)]
-        selectors.sort(key=lambda node: node.offset)
-        return list(dict.fromkeys(node.kpi for node in selectors))
+    expressions = [
+        getattr(rule, name, None)
+        for name in ("expression", "when_expression", "require_expression")
+    ]
+    if any(expression is not None for expression in expressions):
+        selected: list[str] = []
+        for expression in expressions:
+            if expression is None:
+                continue
+            selectors = [
+                node for node in walk(expression) if isinstance(node, Selector)
+            ]
+            selectors.sort(key=lambda node: node.offset)
+            selected.extend(node.kpi for node in selectors)
+        return list(dict.fromkeys(selected))
 
     names = getattr(rule, "key_results", ())
     kpis = [graph.key_results[name] for name in names if name in graph.key_results]
