@@ -357,9 +357,11 @@ def _sample_errors(
     # arithmetic. The steps below work in place on one array because this
     # is the hot loop of an evaluation.
     spacing = float(NORMAL_SCORES[1] - NORMAL_SCORES[0])
+    # A random walk with variance h at horizon h, divided by sqrt(h), gives
+    # standard normal scores with the random-walk correlation.
     position = rng.standard_normal((path_count, horizons.size))
+    position *= np.sqrt(np.diff(horizons, prepend=0))
     if horizons.size > 1:
-        position *= np.sqrt(np.diff(horizons, prepend=0))
         np.cumsum(position, axis=1, out=position)
     position *= 1.0 / (spacing * np.sqrt(horizons))
     position -= NORMAL_SCORES[0] / spacing
