@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.dense import DenseBlock
+from monitor.dense import DenseBlock, LinearFit
 from monitor.series import Labels
 from rules.expr import (
     BinaryOperation,
@@ -45,6 +45,8 @@ COMPARISONS: dict[str, Comparison] = {
     "!=": operator.ne,
 }
 OPERATOR_CODES = {name: code for code, name in enumerate(COMPARISONS)}
+FULL_FIT_FRACTION = 4
+"""Fit every row of the block once rules read more than 1/4 of its rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,9 @@ class BatchPlan:
         self._arrays: dict[tuple[str, float, float | None], tuple[np.ndarray, ...]] = {}
         self._rule_of_pair: dict[tuple[str, float, float | None], np.ndarray] = {}
         self._labels_of_pair: dict[tuple[str, float, float | None], list[Labels]] = {}
+        self._fit_rows: dict[float, np.ndarray] = {}
+        self._fit_positions: dict[tuple[str, float, float | None], np.ndarray] = {}
+        self._fits: dict[float, LinearFit] = {}
 
     @property
     def compiled(self) -> frozenset[Hashable]:
@@ -212,7 +217,31 @@ class BatchPlan:
             key: np.asarray(pairs.rules, dtype=object) for key, pairs in groups.items()
         }
         self._labels_of_pair = {key: pairs.labels for key, pairs in groups.items()}
+        self._plan_fits()
         self._resolved_rows = len(self.block.keys)
+
+    def _plan_fits(self) -> None:
+        """Fit each window once for all groups that use it.
+
+        When a window's rules read more than a quarter of the block, every row
+        is fitted: a contiguous slice costs less than gathering the rows.
+        """
+        rows_by_window: dict[float, list[np.ndarray]] = {}
+        for (kind, window, _), arrays in self._arrays.items():
+            if kind == "fit":
+                rows_by_window.setdefault(window, []).append(arrays[0])
+        self._fit_rows = {}
+        self._fit_positions = {}
+        total = len(self.block.keys)
+        for window, parts in rows_by_window.items():
+            unique = np.unique(np.concatenate(parts))
+            if unique.size * FULL_FIT_FRACTION > total:
+                unique = np.arange(total)
+            self._fit_rows[window] = unique
+        for group_key, arrays in self._arrays.items():
+            if group_key[0] == "fit":
+                rows = self._fit_rows[group_key[1]]
+                self._fit_positions[group_key] = np.searchsorted(rows, arrays[0])
 
     def _match_ratio(
         self, shape: _Shape, left: list[int], right: list[int]
@@ -246,6 +275,7 @@ class BatchPlan:
         with self.block.lock:
             if self._resolved_rows != len(self.block.keys):
                 self._resolve()
+            self._fits = {}
             holding: dict[Hashable, list[tuple[Labels, float]]] = {}
             for group_key, arrays in self._arrays.items():
                 values = self._values(group_key, arrays, now)
@@ -276,18 +306,14 @@ class BatchPlan:
             ratio[denominator == 0] = np.nan
             return ratio
 
-        unique, inverse = np.unique(rows, return_inverse=True)
-        if unique.size > rows.size // 2 and unique.size * 2 > len(self.block.keys):
-            # Most rows are needed, so fitting every row skips a gather copy.
-            every = np.arange(len(self.block.keys))
-            fit = self.block.linear_fit(every, now, window)
-            slope, level = fit.slope[rows], fit.value_at_now[rows]
-        else:
-            fit = self.block.linear_fit(unique, now, window)
-            slope, level = fit.slope[inverse], fit.value_at_now[inverse]
+        fit = self._fits.get(window)
+        if fit is None:
+            fit = self.block.linear_fit(self._fit_rows[window], now, window)
+            self._fits[window] = fit
+        positions = self._fit_positions[group_key]
         if horizon is None:
-            return np.asarray(slope)
-        return np.asarray(level + slope * horizon)
+            return np.asarray(fit.slope[positions])
+        return np.asarray(fit.value_at_now[positions] + fit.slope[positions] * horizon)
 
 
 def _compare(
