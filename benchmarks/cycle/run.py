@@ -248,7 +248,21 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, numpy {np.__version__}"
+    python = platform.python_version()
+    return f"{os.cpu_count()} cores, {model}, Python {python}, numpy {np.__version__}"
+
+
+def _summary(size: dict[str, Any]) -> str:
+    cycle_ms = size["cycle_median_s"] * 1000
+    reference_ms = size["numpy_reference_cycle_median_s"] * 1000
+    return (
+        f"{size['series']:>6} series x {size['rules']:>6} rules: "
+        f"cycle {cycle_ms:8.1f} ms, numpy reference {reference_ms:7.1f} ms, "
+        f"ratio {size['ratio_to_numpy']:5.1f}, "
+        f"{size['window_bytes_per_series'] / 1000:.1f} KB per series, "
+        f"peak temporaries {size['cycle_peak_temporary_bytes'] / 1e6:.1f} MB, "
+        f"tree evaluator estimate {size['tree_evaluator_estimated_cycle_s']:.2f} s"
+    )
 
 
 def main() -> None:
@@ -297,14 +311,7 @@ def main() -> None:
         )
         size = json.loads(outcome.stdout)
         results["sizes"].append(size)
-        print(
-            f"{size['series']:>6} series x {size['rules']:>6} rules: cycle {size['cycle_median_s'] * 1000:8.1f} ms, "
-            f"numpy reference {size['numpy_reference_cycle_median_s'] * 1000:7.1f} ms, ratio {size['ratio_to_numpy']:5.1f}, "
-            f"{size['window_bytes_per_series'] / 1000:.1f} KB per series, peak temporaries "
-            f"{size['cycle_peak_temporary_bytes'] / 1e6:.1f} MB, tree evaluator estimate "
-            f"{size['tree_evaluator_estimated_cycle_s']:.2f} s",
-            flush=True,
-        )
+        print(_summary(size), flush=True)
     print(results["machine"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
