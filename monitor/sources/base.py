@@ -2,21 +2,52 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import requests
 
 from monitor.config.model import Config, KPIConfig, SourceConfig
 from monitor.errors import SourceError
-from monitor.series import Sample
+from monitor.series import Sample, SeriesKey
+from monitor.sources._http import (
+    MAX_RESPONSE_BYTES,
+    HttpOptions,
+    http_get_json,
+    read_limited,
+)
 
-MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "PartialReadError",
+    "PollResult",
+    "Source",
+    "SourceContext",
+    "SourceSettings",
+    "check_value",
+    "http_get_json",
+    "read_limited",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSettings:
+    """Settings that every source type accepts besides its own."""
+
+    delay: timedelta = timedelta(0)
+    """Samples newer than the poll time minus ``delay`` are held back until
+    they are older, so a period that is still closing is not read as a drop.
+    A newer read of the same series and timestamp replaces a held sample.
+    With the default of zero nothing is held, not even future timestamps."""
+    failing_for: timedelta | None = None
+    """How long the source must fail before ``KrwatchSourceFailing`` fires;
+    ``None`` means three poll intervals."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,15 +65,26 @@ class SourceContext:
 
 @dataclass(frozen=True, kw_only=True)
 class PollResult:
+    """Samples and problems of one poll.
+
+    ``failed`` is true when the poll as a whole failed: the shared request
+    failed, or every KPI of the source raised an error. Problems such as
+    rejected rows or repeated timestamps leave ``failed`` false.
+    """
+
     samples: list[Sample]
     errors: list[SourceError]
+    failed: bool = False
+    held_back: int = 0
+    """Samples read in this or earlier polls that wait for the source's delay."""
 
 
 class Source(ABC):
     """One configured source with the KPIs that read from it.
 
     A subclass sets ``settings_class`` and ``query_class`` (frozen dataclasses
-    that the config loader fills) and implements ``fetch``.
+    that the config loader fills) and implements ``fetch``. Problems that
+    do not fail a KPI, such as a page limit reached, go to ``notices``.
     """
 
     settings_class: ClassVar[type]
@@ -54,6 +96,8 @@ class Source(ABC):
         self.config = config
         self.kpis = tuple(kpis)
         self.context = context
+        self.notices: list[SourceError] = []
+        self._held: dict[tuple[SeriesKey, float], Sample] = {}
 
     @property
     def name(self) -> str:
@@ -63,15 +107,38 @@ class Source(ABC):
     def timeout_seconds(self) -> float:
         return self.config.timeout.total_seconds()
 
+    @property
+    def delay_seconds(self) -> float:
+        settings = self.config.settings
+        if isinstance(settings, SourceSettings):
+            return settings.delay.total_seconds()
+        return 0.0
+
+    @property
+    def failing_for_seconds(self) -> float:
+        """Seconds of failure before the source alert fires."""
+        settings = self.config.settings
+        if isinstance(settings, SourceSettings) and settings.failing_for is not None:
+            return settings.failing_for.total_seconds()
+        return FAILING_INTERVALS * self.config.interval.total_seconds()
+
+    def ca_path(self, options: HttpOptions) -> Path | None:
+        """Return the CA bundle of ``options`` resolved against the config folder."""
+        if options.ca_file is None:
+            return None
+        return self.context.config.resolve(options.ca_file)
+
     def poll(self, now: float) -> PollResult:
         """Fetch every KPI of this source, isolating failures per KPI."""
-        samples: list[Sample] = []
-        errors: list[SourceError] = []
+        self.notices = []
         try:
             self.prepare(now)
         except SourceError as error:
-            return PollResult(samples=[], errors=[error])
+            return PollResult(samples=self._release(now), errors=[error], failed=True)
 
+        samples: list[Sample] = []
+        errors: list[SourceError] = []
+        failed_kpis = 0
         for kpi in self.kpis:
             try:
                 samples.extend(self.fetch(kpi, now))
@@ -80,7 +147,34 @@ class Source(ABC):
                 errors.append(error)
             except SourceError as error:
                 errors.append(error)
-        return PollResult(samples=samples, errors=errors)
+                failed_kpis += 1
+
+        samples, duplicates = _drop_duplicates(samples)
+        if duplicates:
+            errors.append(
+                SourceError(
+                    "duplicate_timestamp",
+                    f"{duplicates} samples repeat the series and timestamp of "
+                    "another sample in the same poll; the last of each was kept.",
+                )
+            )
+        errors.extend(self.notices)
+        if self.delay_seconds > 0:
+            for sample in samples:
+                self._held[(sample.key, sample.timestamp)] = sample
+            samples = self._release(now)
+        return PollResult(
+            samples=samples,
+            errors=errors,
+            failed=bool(self.kpis) and failed_kpis == len(self.kpis),
+            held_back=len(self._held),
+        )
+
+    def _release(self, now: float) -> list[Sample]:
+        """Return and forget the held samples that are older than the delay."""
+        cutoff = now - self.delay_seconds
+        due = [key for key in self._held if key[1] <= cutoff]
+        return [self._held.pop(key) for key in due]
 
     def prepare(self, now: float) -> None:
         """Do the work shared by all KPIs of one poll, such as one request."""
@@ -89,6 +183,18 @@ class Source(ABC):
     @abstractmethod
     def fetch(self, kpi: KPIConfig, now: float) -> list[Sample]:
         """Return new samples of ``kpi``; raise ``SourceError`` on failure."""
+
+
+FAILING_INTERVALS = 3
+"""Poll intervals of failure after which the source alert fires by default."""
+
+
+def _drop_duplicates(samples: list[Sample]) -> tuple[list[Sample], int]:
+    """Keep the last sample of each series and timestamp; count the others."""
+    unique: dict[tuple[SeriesKey, float], Sample] = {}
+    for sample in samples:
+        unique[(sample.key, sample.timestamp)] = sample
+    return list(unique.values()), len(samples) - len(unique)
 
 
 def check_value(raw: Any, what: str) -> float:
@@ -111,84 +217,16 @@ def check_value(raw: Any, what: str) -> float:
                 "invalid_value", f"{what} is the string {raw[:80]!r}, not a number."
             ) from None
     else:
-        raise SourceError(
-            "invalid_value", f"{what} is a {type(raw).__name__}, not a number."
-        )
+        try:
+            # Decimal from SQL drivers and numpy scalars convert exactly enough.
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise SourceError(
+                "invalid_value", f"{what} is a {type(raw).__name__}, not a number."
+            ) from None
     if not math.isfinite(value):
         raise SourceError("invalid_value", f"{what} is {value!r}, not a finite number.")
     return value
-
-
-def read_limited(response: requests.Response, limit: int, what: str) -> bytes:
-    """Read a streamed response body, failing once it exceeds ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=65536):
-        size += len(chunk)
-        if size > limit:
-            response.close()
-            raise SourceError(
-                "response_too_large",
-                f"{what} returned more than {limit} bytes; raise max_response_bytes "
-                "or narrow the request.",
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def http_get_json(
-    session: requests.Session,
-    what: str,
-    *,
-    method: str,
-    url: str,
-    timeout_seconds: float,
-    headers: dict[str, str] | None = None,
-    params: dict[str, str] | None = None,
-    json_body: Any = None,
-    limit: int = MAX_RESPONSE_BYTES,
-) -> Any:
-    """Send one request and decode a JSON body, mapping failures to reasons."""
-    try:
-        response = session.request(
-            method,
-            url,
-            headers=headers,
-            params=params,
-            json=json_body,
-            timeout=timeout_seconds,
-            stream=True,
-        )
-    except requests.Timeout:
-        raise SourceError(
-            "timeout", f"{what} timed out after {timeout_seconds:g}s."
-        ) from None
-    except requests.RequestException as error:
-        raise SourceError(
-            "connection", f"{what} failed: {type(error).__name__}."
-        ) from None
-
-    with response:
-        try:
-            body = read_limited(response, limit, what)
-        except requests.RequestException:
-            raise SourceError(
-                "connection", f"{what} failed while reading the response."
-            ) from None
-        if not 200 <= response.status_code < 300:
-            raise SourceError(
-                "http_status", f"{what} returned HTTP {response.status_code}."
-            )
-
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            kind = response.headers.get("Content-Type", "unknown content type")
-            raise SourceError(
-                "invalid_json",
-                f"{what} did not return valid JSON (content type {kind!r}, "
-                f"body starts {body[:40]!r}).",
-            ) from None
 
 
 class PartialReadError(SourceError):

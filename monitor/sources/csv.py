@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 
 from monitor.config.model import KPIConfig
 from monitor.errors import SourceError
-from monitor.series import Sample, SeriesKey, make_labels
-from monitor.sources.base import PartialReadError, Source
+from monitor.series import Sample
+from monitor.sources._frames import TIME_COLUMN, prepare_table, table_samples
+from monitor.sources._http import MAX_RESPONSE_BYTES
+from monitor.sources.base import PartialReadError, Source, SourceSettings
+from monitor.sources.timestamps import check_timezone, time_zone
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +37,18 @@ class ReplaySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CsvSettings:
+class CsvSettings(SourceSettings):
     path: Path
     timestamp_column: str = "timestamp"
     timestamp_format: str | None = None
     timezone: str = "UTC"
+    """IANA time zone of naive timestamps."""
     delimiter: str = ","
     replay: ReplaySettings | None = None
+    max_file_bytes: int = MAX_RESPONSE_BYTES
+
+    def __post_init__(self) -> None:
+        check_timezone(self.timezone)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +64,7 @@ class CsvSource(Source):
     query_class: ClassVar[type] = CsvQuery
 
     _frame: pd.DataFrame | None = None
-    _frame_stamp: tuple[float, int] | None = None
+    _frame_stamp: tuple[int, int] | None = None
     _historical_times: np.ndarray | None = None
 
     @property
@@ -81,65 +88,38 @@ class CsvSource(Source):
                 f"Cannot read {str(path)!r}: {error.strerror}. Check the path of "
                 f"source {self.name!r}.",
             ) from None
-        stamp = (status.st_mtime, status.st_size)
+        stamp = (status.st_mtime_ns, status.st_size)
         if stamp == self._frame_stamp:
             return
 
+        limit = self.settings.max_file_bytes
+        if status.st_size > limit:
+            raise SourceError(
+                "response_too_large",
+                f"{str(path)!r} has {status.st_size} bytes, more than the limit of "
+                f"{limit}; raise max_file_bytes of source {self.name!r}.",
+            )
         try:
             frame = pd.read_csv(path, sep=self.settings.delimiter, dtype=str)
+        except pd.errors.EmptyDataError:
+            raise SourceError("empty_result", f"{str(path)!r} is empty.") from None
         except (OSError, ValueError, pd.errors.ParserError) as error:
             raise SourceError(
                 "invalid_csv", f"Cannot parse {str(path)!r} as CSV: {error}."
             ) from None
-        column = self.settings.timestamp_column
-        if column not in frame.columns:
-            raise SourceError(
-                "wrong_columns",
-                f"{str(path)!r} has no timestamp column {column!r}; its columns "
-                f"are {list(frame.columns)!r}.",
-            )
-        times = self._parse_times(frame[column])
-        frame = frame.assign(_time=times).dropna(subset=["_time"])
-        frame = frame.sort_values("_time", kind="stable").reset_index(drop=True)
+        zone = time_zone(self.settings.timezone, self.name)
+        frame = prepare_table(
+            frame,
+            self.settings.timestamp_column,
+            self.settings.timestamp_format,
+            zone,
+            repr(str(path)),
+            self.name,
+        )
         self._frame = frame
         self._frame_stamp = stamp
-        self._historical_times = frame["_time"].to_numpy(dtype=np.float64)
+        self._historical_times = frame[TIME_COLUMN].to_numpy(dtype=np.float64)
         logger.info("Loaded %d rows from %s for source %s", len(frame), path, self.name)
-
-    def _parse_times(self, column: pd.Series) -> pd.Series:
-        try:
-            zone = ZoneInfo(self.settings.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SourceError(
-                "invalid_timezone",
-                f"Unknown time zone {self.settings.timezone!r} in source "
-                f"{self.name!r}; use an IANA name such as UTC or Europe/Berlin.",
-            ) from None
-        text = column.astype(str).str.strip()
-        if (
-            self.settings.timestamp_format is None
-            and text.str.fullmatch(r"\d+(\.\d+)?").all()
-        ):
-            epochs = text.astype(float)
-            return epochs.where(epochs < 1e11, epochs / 1000.0)
-
-        parsed = pd.to_datetime(
-            text, format=self.settings.timestamp_format, errors="coerce"
-        )
-        if parsed.dt.tz is None:
-            parsed = parsed.dt.tz_localize(
-                zone, ambiguous="NaT", nonexistent="shift_forward"
-            )
-        bad = int(parsed.isna().sum())
-        if bad:
-            logger.warning(
-                "Skipped %d rows of source %s whose timestamp could not be read",
-                bad,
-                self.name,
-            )
-        epoch = pd.Timestamp(0, tz="UTC")
-        seconds = (parsed.dt.tz_convert("UTC") - epoch) / pd.Timedelta(seconds=1)
-        return seconds.where(parsed.notna())
 
     def _replay_offset(self) -> tuple[float, float] | None:
         """Return (historical start, real anchor) of the replay, stored once."""
@@ -171,55 +151,31 @@ class CsvSource(Source):
         speed = self.settings.replay.speed if self.settings.replay else 1.0
         return anchor + (self._historical_times - start) / speed
 
-    def _columns(self) -> list[str]:
-        if self._frame is None:
-            return []
-        return [str(c) for c in self._frame.columns if c != "_time"]
-
     def fetch(self, kpi: KPIConfig, now: float) -> list[Sample]:
         if self._frame is None:
             return []
         query = kpi.query if isinstance(kpi.query, CsvQuery) else CsvQuery()
-        missing = [
-            c
-            for c in (query.value_column, *query.label_columns)
-            if c not in self._frame.columns
-        ]
-        if missing:
-            raise SourceError(
-                "wrong_columns",
-                f"KPI {kpi.name!r}: {str(self.file_path)!r} has no column "
-                f"{missing[0]!r}; its columns are {self._columns()!r}.",
-            )
-
         times = self._present_times()
         since = self.context.last_timestamps.get(kpi.name, -np.inf)
-        due = (times <= now) & (times > since)
-        rows = self._frame[due]
-        values = pd.to_numeric(rows[query.value_column], errors="coerce").to_numpy(
-            dtype=np.float64
-        )
-        finite = np.isfinite(values)
-        if query.label_columns:
-            label_sets = rows[list(query.label_columns)].to_dict("records")
-            keys = [
-                SeriesKey(
-                    kpi.name, make_labels({str(k): str(v) for k, v in labels.items()})
-                )
-                for labels in label_sets
-            ]
-        else:
-            keys = [SeriesKey(kpi.name)] * len(rows)
-        samples = [
-            Sample(key, float(timestamp), float(value))
-            for key, timestamp, value, ok in zip(
-                keys, times[due], values, finite, strict=True
+        try:
+            samples = table_samples(
+                self._frame,
+                times,
+                kpi,
+                query.value_column,
+                query.label_columns,
+                (since, now),
+                repr(str(self.file_path)),
             )
-            if ok
-        ]
-        if len(rows):
-            self.context.last_timestamps[kpi.name] = float(times[due].max())
-        rejected = int((~finite).sum())
-        if rejected:
-            raise PartialReadError(samples, rejected, kpi.name)
+        except PartialReadError as error:
+            self._advance(kpi, times, since, now)
+            raise error
+        self._advance(kpi, times, since, now)
         return samples
+
+    def _advance(
+        self, kpi: KPIConfig, times: np.ndarray, since: float, now: float
+    ) -> None:
+        due = times[(times <= now) & (times > since)]
+        if len(due):
+            self.context.last_timestamps[kpi.name] = float(due.max())

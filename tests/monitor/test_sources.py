@@ -256,7 +256,7 @@ def test_http_json_sends_headers_and_post_body(local_server) -> None:
 @pytest.mark.parametrize(
     ("status", "kind", "body", "reason"),
     [
-        (200, "text/html", b"<html>login</html>", "invalid_json"),
+        (200, "text/html", b"<html>login</html>", "html_response"),
         (200, "application/json", b'{"value": ', "invalid_json"),
         (503, "application/json", b'{"value": 1}', "http_status"),
         (200, "application/json", b'{"value": null}', "invalid_value"),
