@@ -1,16 +1,63 @@
-"""HTTP API handlers: health, reload and the read-only /api/v1 endpoints."""
+"""HTTP API handlers: health, reload, the /api/v1 endpoints and the status page.
+
+Every /api/v1 response is the envelope ``{"status": "success", "data": ...}``
+or ``{"status": "error", "error": "<sentence>"}``. The OpenAPI 3.1 document
+``monitor/static/openapi.json``, served at ``/api/v1/openapi.json``,
+describes each endpoint and its schema.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
+from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from monitor.durations import format_duration
 from monitor.server import Response, Routes
-from rules.model import ForecastRule, ThresholdRule
+from monitor.statuspage import (
+    DEFAULT_CHART_POINTS,
+    MAX_CHART_POINTS,
+    key_result_chart,
+    render_status_page,
+    sort_by_risk,
+)
+from rules.expr import referenced_kpis
+from rules.lifecycle import AlertState
+from rules.model import ForecastRule, Rule, RuleGroup, ThresholdRule
 
 if TYPE_CHECKING:
+    from monitor.config.model import Config
     from monitor.daemon import Daemon
+    from monitor.keyresults import KeyResultStatus
+
+STATIC_PREFIX = "/static/"
+STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain; charset=utf-8",
+}
+"""Suffixes served from ``monitor/static``; other files there are not served."""
+
+ACTIVE_STATES = ("pending", "firing")
+MIN_REFRESH_SECONDS = 5.0
+MAX_REFRESH_SECONDS = 60.0
+PAGE_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 def build_routes(daemon: Daemon) -> Routes:
@@ -24,11 +71,13 @@ def build_routes(daemon: Daemon) -> Routes:
     routes.add("GET", "/-/healthy", lambda _: Response.json({"status": "healthy"}))
     routes.add("GET", "/-/ready", lambda _: _ready(daemon))
     routes.add("POST", "/-/reload", lambda _: _reload(daemon), protected=True)
-    routes.add("GET", "/api/v1/alerts", lambda _: _alerts(daemon))
-    routes.add("GET", "/api/v1/rules", lambda _: _rules(daemon))
-    routes.add("GET", "/api/v1/kpis", lambda _: _kpis(daemon))
-    routes.add("GET", "/api/v1/key_results", lambda _: _key_results(daemon))
-    routes.add("GET", "/api/v1/sources", lambda _: _sources(daemon))
+    routes.add("GET", "/api/v1/alerts", lambda _: _ok(alerts_data(daemon)))
+    routes.add("GET", "/api/v1/rules", lambda _: _ok(rules_data(daemon)))
+    routes.add("GET", "/api/v1/kpis", lambda _: _ok(kpis_data(daemon)))
+    routes.add("GET", "/api/v1/key_results", lambda body: _key_results(daemon, body))
+    routes.add("GET", "/api/v1/sources", lambda _: _ok(sources_data(daemon)))
+    routes.add("GET", "/api/v1/openapi.json", lambda _: _static("openapi.json"))
+    routes.add_prefix("GET", STATIC_PREFIX, _static_file)
     routes.add("GET", "/", lambda _: _status_page(daemon))
     return routes
 
@@ -57,64 +106,183 @@ def _reload(daemon: Daemon) -> Response:
     )
 
 
-def _alerts(daemon: Daemon) -> Response:
-    alerts = [
-        {
-            "alert": state.alert,
-            "group": state.group,
-            "fingerprint": state.fingerprint,
-            "state": state.state,
-            "labels": dict(state.labels),
-            "active_at": state.active_at,
-            "fired_at": state.fired_at,
-            "value": state.last_value,
-        }
-        for state in list(daemon.evaluator.alerts.values())
-    ]
-    return _ok({"alerts": alerts})
+def alerts_data(daemon: Daemon) -> dict[str, Any]:
+    """Build the ``/api/v1/alerts`` data: every pending and firing alert.
+
+    Each alert carries its blast radius: the KPIs its rule reads, the KPIs
+    downstream of them along ``drives`` edges, and the key results that track
+    any of those KPIs.
+    """
+    alerts = []
+    for state in list(daemon.evaluator.alerts.values()):
+        if state.state not in ACTIVE_STATES:
+            continue
+        alerts.append(
+            {
+                "alert": state.alert,
+                "group": state.group,
+                "fingerprint": state.fingerprint,
+                "state": state.state,
+                "labels": dict(state.labels),
+                "active_at": state.active_at,
+                "fired_at": state.fired_at,
+                "value": _finite_or_none(state.last_value),
+                "blast_radius": blast_radius(daemon.config, daemon.groups, state),
+            }
+        )
+    alerts.sort(key=lambda alert: (alert["state"] != "firing", alert["alert"]))
+    return {"alerts": alerts}
 
 
-def _rules(daemon: Daemon) -> Response:
+def blast_radius(
+    config: Config, groups: Iterable[RuleGroup], state: AlertState
+) -> dict[str, list[str]]:
+    """Return the KPIs and key results that ``state``'s alert puts at risk.
+
+    Returns
+    -------
+    dict
+        ``kpis``: the KPIs the rule reads. ``downstream_kpis``: KPIs reachable
+        from those along ``drives`` edges, without the rule's own KPIs.
+        ``key_results``: the key results the alert names or that track any
+        of these KPIs. Each list is sorted and may be empty.
+    """
+    rule = _find_rule(groups, state.group, state.alert)
+    kpis = _alert_kpis(rule, state)
+    key_results: set[str] = set()
+    if isinstance(rule, ForecastRule):
+        named = state.labels.get("key_result")
+        key_results.update([named] if named else rule.key_results)
+    for key_result in config.key_results:
+        if key_result.name in key_results:
+            kpis.add(key_result.kpi)
+
+    downstream = downstream_kpis(config, kpis)
+    watched = kpis | downstream
+    key_results.update(kr.name for kr in config.key_results if kr.kpi in watched)
+    return {
+        "kpis": sorted(kpis),
+        "downstream_kpis": sorted(downstream),
+        "key_results": sorted(key_results),
+    }
+
+
+def _alert_kpis(rule: Rule | None, state: AlertState) -> set[str]:
+    recorded = state.extra.get("kpis")
+    if isinstance(recorded, list | tuple):
+        return {str(kpi) for kpi in recorded}
+
+    kpis: set[str] = set()
+    if rule is None:
+        return kpis
+
+    # Threshold rules keep their parsed tree in ``expression``, dependency
+    # rules in ``when_expression`` and ``require_expression``, and anomaly
+    # rules name their KPI in ``kpi``.
+    for name in ("expression", "when_expression", "require_expression"):
+        tree = getattr(rule, name, None)
+        if tree is not None:
+            kpis.update(referenced_kpis(tree))
+    kpi = getattr(rule, "kpi", None)
+    if isinstance(kpi, str):
+        kpis.add(kpi)
+    return kpis
+
+
+def downstream_kpis(config: Config, roots: Iterable[str]) -> set[str]:
+    """Return every KPI reachable from ``roots`` along ``drives`` edges.
+
+    The roots themselves are left out, even when a cycle leads back to them.
+    """
+    edges = _drives_edges(config)
+    start = set(roots)
+    seen: set[str] = set()
+    pending = [target for root in start for target in edges.get(root, ())]
+    while pending:
+        kpi = pending.pop()
+        if kpi in seen:
+            continue
+        seen.add(kpi)
+        pending.extend(edges.get(kpi, ()))
+    return seen - start
+
+
+def _drives_edges(config: Config) -> dict[str, list[str]]:
+    # NOTE: KPIConfig gains ``drives`` edges in a separate change; until its
+    # loader sets them, every KPI reads as having no edges and the
+    # downstream lists stay empty.
+    edges: dict[str, list[str]] = {}
+    for kpi in config.kpis:
+        for edge in getattr(kpi, "drives", ()) or ():
+            target = edge if isinstance(edge, str) else getattr(edge, "kpi", None)
+            if isinstance(target, str):
+                edges.setdefault(kpi.name, []).append(target)
+    return edges
+
+
+def _find_rule(groups: Iterable[RuleGroup], group: str, alert: str) -> Rule | None:
+    for candidate in groups:
+        if candidate.name != group:
+            continue
+        for rule in candidate.rules:
+            if rule.alert == alert:
+                return rule
+    return None
+
+
+def rules_data(daemon: Daemon) -> dict[str, Any]:
+    """Build the ``/api/v1/rules`` data: rule groups with their last cycle."""
     groups = []
     for group in daemon.groups:
-        rules = []
-        for rule in group.rules:
-            entry: dict[str, Any] = {
-                "alert": rule.alert,
-                "for": format_duration(rule.for_),
-                "labels": dict(rule.labels),
-                "annotations": dict(rule.annotations),
-                "location": str(rule.location),
-            }
-            if isinstance(rule, ThresholdRule):
-                entry.update(kind="threshold", expr=rule.expr)
-            elif isinstance(rule, ForecastRule):
-                entry.update(
-                    kind="forecast",
-                    key_results=list(rule.key_results),
-                    attainment_below=rule.attainment_below,
-                )
-            rules.append(entry)
+        rules = [_rule_entry(rule) for rule in group.rules]
         report = daemon.evaluator.reports.get(group.name)
         groups.append(
             {
                 "name": group.name,
+                "interval": format_duration(
+                    group.interval or daemon.config.evaluation.interval
+                ),
                 "rules": rules,
                 "last_evaluation": report.evaluated_at if report else None,
                 "last_duration_seconds": report.duration_seconds if report else None,
             }
         )
-    return _ok({"groups": groups})
+    return {"groups": groups}
 
 
-def _kpis(daemon: Daemon) -> Response:
+def _rule_entry(rule: Rule) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "alert": rule.alert,
+        "kind": getattr(rule, "kind", "unknown"),
+        "for": format_duration(rule.for_),
+        "labels": dict(rule.labels),
+        "annotations": dict(rule.annotations),
+        "location": str(rule.location),
+    }
+    if isinstance(rule, ThresholdRule):
+        entry.update(kind="threshold", expr=rule.expr)
+    elif isinstance(rule, ForecastRule):
+        entry.update(
+            kind="forecast",
+            key_results=list(rule.key_results),
+            attainment_below=rule.attainment_below,
+        )
+    for name in ("when", "require", "kpi"):
+        value = getattr(rule, name, None)
+        if isinstance(value, str):
+            entry[name] = value
+    return entry
+
+
+def kpis_data(daemon: Daemon) -> dict[str, Any]:
+    """Build the ``/api/v1/kpis`` data: each KPI with its latest series values."""
     series: dict[str, list[dict[str, Any]]] = {}
     for key, times, values in daemon.windows.snapshot():
         if len(times):
             series.setdefault(key.kpi, []).append(
                 {
                     "labels": dict(key.labels),
-                    "value": float(values[-1]),
+                    "value": _finite_or_none(float(values[-1])),
                     "timestamp": float(times[-1]),
                     "samples_in_window": len(times),
                 }
@@ -125,28 +293,132 @@ def _kpis(daemon: Daemon) -> Response:
             "source": kpi.source,
             "help": kpi.help,
             "unit": kpi.unit,
+            "downstream_kpis": sorted(downstream_kpis(daemon.config, [kpi.name])),
             "series": series.get(kpi.name, []),
         }
         for kpi in daemon.config.kpis
     ]
-    return _ok({"kpis": kpis})
+    return {"kpis": kpis}
 
 
-def _key_results(daemon: Daemon) -> Response:
-    statuses = daemon.key_result_statuses
-    results = [status.context() for status in statuses.values()]
-    return _ok({"key_results": results})
+def key_results_data(
+    daemon: Daemon, points: int = DEFAULT_CHART_POINTS
+) -> dict[str, Any]:
+    """Build the ``/api/v1/key_results`` data, sorted by risk.
+
+    Parameters
+    ----------
+    points : int
+        Maximum number of points in each key result's downsampled actual
+        series.
+
+    Returns
+    -------
+    dict
+        ``key_results``: one entry per evaluated key result, lowest attainment
+        probability first and those without a probability last. Each entry
+        holds the forecast context (forecast, 80% and 95% bands, probability,
+        shortfall, required run rate, decide-by date) and ``chart``, the
+        series that the status page draws.
+    """
+    statuses = list(daemon.key_result_statuses.values())
+    windows = {key: (times, values) for key, times, values in daemon.windows.snapshot()}
+    results = []
+    for status in sort_by_risk(statuses):
+        entry = dict(status.context())
+        entry["unit"] = _kpi_unit(daemon.config, status.config.kpi)
+        entry["series_labels"] = (
+            None if status.series is None else dict(status.series.labels)
+        )
+        entry["evaluated_at"] = status.evaluated_at
+        times, values = _series_arrays(status, windows)
+        entry["chart"] = key_result_chart(status, times, values, points=points)
+        results.append(entry)
+    return {"key_results": results}
 
 
-def _sources(daemon: Daemon) -> Response:
-    return _ok({"sources": [h.to_dict() for h in daemon.health.values()]})
+def _series_arrays(status: KeyResultStatus, windows: Mapping[Any, Any]) -> Any:
+    if status.series is None or status.series not in windows:
+        return (), ()
+    return windows[status.series]
+
+
+def _kpi_unit(config: Config, name: str) -> str:
+    for kpi in config.kpis:
+        if kpi.name == name:
+            return kpi.unit
+    return ""
+
+
+def _key_results(daemon: Daemon, body: Mapping[str, Any]) -> Response:
+    query = parse_qs(str(body.get("_query", "")))
+    text = query.get("points", [str(DEFAULT_CHART_POINTS)])[-1]
+    try:
+        points = int(text)
+    except ValueError:
+        points = 0
+    if not 2 <= points <= MAX_CHART_POINTS:
+        return Response.error(
+            HTTPStatus.BAD_REQUEST,
+            f"Query parameter points={text!r} is invalid; use a whole number "
+            f"from 2 to {MAX_CHART_POINTS}.",
+        )
+    return _ok(key_results_data(daemon, points))
+
+
+def sources_data(daemon: Daemon) -> dict[str, Any]:
+    """Build the ``/api/v1/sources`` data: the health of each source."""
+    return {"sources": [health.to_dict() for health in daemon.health.values()]}
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _refresh_seconds(daemon: Daemon) -> float:
+    interval = daemon.config.evaluation.interval.total_seconds()
+    return min(max(interval, MIN_REFRESH_SECONDS), MAX_REFRESH_SECONDS)
 
 
 def _status_page(daemon: Daemon) -> Response:
-    from monitor.statuspage import render_status_page
-
+    data = {
+        "key_results": key_results_data(daemon)["key_results"],
+        "alerts": alerts_data(daemon)["alerts"],
+        "sources": sources_data(daemon)["sources"],
+        "generated_at": time.time(),
+    }
+    page = render_status_page(data, refresh_seconds=_refresh_seconds(daemon))
     return Response(
         status=HTTPStatus.OK,
-        body=render_status_page(daemon).encode(),
+        body=page.encode(),
         content_type="text/html; charset=utf-8",
+        headers=PAGE_SECURITY_HEADERS,
+    )
+
+
+def _static_file(body: Mapping[str, Any]) -> Response:
+    name = str(body.get("_path", ""))[len(STATIC_PREFIX) :]
+    return _static(name)
+
+
+def _static(name: str) -> Response:
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    if (
+        "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or suffix not in STATIC_TYPES
+    ):
+        return Response.error(HTTPStatus.NOT_FOUND, f"No static file {name!r}.")
+
+    resource = resources.files("monitor") / "static" / name
+    if not resource.is_file():
+        return Response.error(HTTPStatus.NOT_FOUND, f"No static file {name!r}.")
+    return Response(
+        status=HTTPStatus.OK,
+        body=resource.read_bytes(),
+        content_type=STATIC_TYPES[suffix],
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
     )

@@ -6,8 +6,8 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,11 +21,18 @@ MAX_REQUEST_BYTES = 1024 * 1024
 JSON_TYPE = "application/json; charset=utf-8"
 
 
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""Methods whose routes require the bearer token unless a route opts out."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Response:
+    """One HTTP response: status, body, content type and extra headers."""
+
     status: int
     body: bytes
     content_type: str = JSON_TYPE
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def json(cls, payload: Any, status: int = HTTPStatus.OK) -> Response:
@@ -41,7 +48,20 @@ Handler = Callable[[dict[str, Any]], Response]
 
 
 class Routes:
-    """Map (method, path) to handlers; POST handlers may require a token."""
+    """Map (method, path) to handlers, and check the bearer token.
+
+    A handler receives the JSON request body as a dict, with the raw query
+    string under ``"_query"`` and the request path under ``"_path"``.
+
+    Parameters
+    ----------
+    registry : CollectorRegistry
+        Registry that ``GET /metrics`` serves.
+    token : callable
+        Returns the configured API token, or None when no token is set; it
+        is called on each request, so a reload that changes the token takes
+        effect at once.
+    """
 
     def __init__(
         self, registry: CollectorRegistry, token: Callable[[], str | None]
@@ -49,11 +69,58 @@ class Routes:
         self.registry = registry
         self._token = token
         self._handlers: dict[tuple[str, str], tuple[Handler, bool]] = {}
+        self._prefixes: list[tuple[str, str, Handler, bool]] = []
 
     def add(
-        self, method: str, path: str, handler: Handler, *, protected: bool = False
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        protected: bool | None = None,
     ) -> None:
-        self._handlers[(method, path)] = (handler, protected)
+        """Route ``method path`` to ``handler``.
+
+        Parameters
+        ----------
+        protected : bool, optional
+            Whether the route requires ``Authorization: Bearer <token>`` when a
+            token is configured. Defaults to True for POST, PUT, PATCH and
+            DELETE, so every endpoint that changes state is protected unless
+            it opts out, and to False for GET.
+        """
+        self._handlers[(method, path)] = (handler, _protect(method, protected))
+
+    def add_prefix(
+        self,
+        method: str,
+        prefix: str,
+        handler: Handler,
+        *,
+        protected: bool | None = None,
+    ) -> None:
+        """Route every ``method`` request whose path starts with ``prefix``.
+
+        Exact routes win over prefix routes, and a longer prefix wins over a
+        shorter one. The handler reads the full path from ``body["_path"]``.
+        """
+        self._prefixes.append((method, prefix, handler, _protect(method, protected)))
+        self._prefixes.sort(key=lambda entry: len(entry[1]), reverse=True)
+
+    def _find(self, method: str, path: str) -> tuple[Handler, bool] | None:
+        entry = self._handlers.get((method, path))
+        if entry is not None:
+            return entry
+
+        for entry_method, prefix, handler, protected in self._prefixes:
+            if entry_method == method and path.startswith(prefix):
+                return handler, protected
+        return None
+
+    def _path_known(self, path: str) -> bool:
+        if any(known == path for _, known in self._handlers):
+            return True
+        return any(path.startswith(prefix) for _, prefix, _, _ in self._prefixes)
 
     def dispatch(
         self, method: str, path: str, headers: Any, body: dict[str, Any]
@@ -65,10 +132,9 @@ class Routes:
                 content_type=CONTENT_TYPE_LATEST,
             )
 
-        entry = self._handlers.get((method, path))
+        entry = self._find(method, path)
         if entry is None:
-            known = {p for m, p in self._handlers if p == path}
-            if known:
+            if self._path_known(path):
                 return Response.error(
                     HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}."
                 )
@@ -76,9 +142,15 @@ class Routes:
 
         handler, protected = entry
         if protected and not self._authorised(headers):
-            return Response.error(
+            denied = Response.error(
                 HTTPStatus.UNAUTHORIZED,
-                "Missing or invalid bearer token; send Authorization: Bearer <token>.",
+                f"{method} {path} requires the API token; send the header "
+                "Authorization: Bearer <token> with the server.api_token value.",
+            )
+            return Response(
+                status=denied.status,
+                body=denied.body,
+                headers={"WWW-Authenticate": 'Bearer realm="krwatch"'},
             )
         return handler(body)
 
@@ -88,6 +160,12 @@ class Routes:
             return True
         given = headers.get("Authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+def _protect(method: str, protected: bool | None) -> bool:
+    if protected is not None:
+        return protected
+    return method in STATE_CHANGING_METHODS
 
 
 def _make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
@@ -112,6 +190,7 @@ def _make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
                 )
             else:
                 body["_query"] = parts.query
+                body["_path"] = parts.path
                 try:
                     response = routes.dispatch(method, parts.path, self.headers, body)
                 except Exception:
@@ -122,6 +201,8 @@ def _make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(response.body)
 
