@@ -124,6 +124,18 @@ class GroupPoint:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DetectorPoint:
+    """The newest score and expected band of one series by one anomaly rule."""
+
+    kpi: str
+    rule: str
+    labels: Mapping[str, str]
+    score: float
+    lower: float
+    upper: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class MetricsSnapshot:
     """Current state, as the collector exports it."""
 
@@ -132,6 +144,7 @@ class MetricsSnapshot:
     alerts: Sequence[AlertPoint] = ()
     sources: Sequence[SourcePoint] = ()
     groups: Sequence[GroupPoint] = ()
+    detectors: Sequence[DetectorPoint] = ()
     reload_successful: bool = True
     reload_timestamp: float = 0.0
     extra: Mapping[str, float] = field(default_factory=dict)
@@ -162,6 +175,7 @@ class StateCollector(Collector):
         yield from self._alerts(snapshot.alerts)
         yield from self._sources(snapshot.sources)
         yield from self._groups(snapshot.groups)
+        yield from self._detectors(snapshot.detectors)
         reload_ok = _gauge(
             "krwatch_config_last_reload_successful",
             "Whether the last configuration reload succeeded (1) or failed (0).",
@@ -304,6 +318,37 @@ class StateCollector(Collector):
             last.add_metric([point.name], point.last_evaluation)
         yield duration
         yield last
+
+    @staticmethod
+    def _detectors(points: Sequence[DetectorPoint]) -> Iterator[Metric]:
+        score = GaugeMetricFamily(
+            "krwatch_detector_score",
+            "Largest anomaly score of the samples a rule's detector scored last; "
+            "the unit depends on the detector type.",
+        )
+        lower = GaugeMetricFamily(
+            "krwatch_detector_band_lower",
+            "Lower bound of the band the detector expects the KPI value in.",
+        )
+        upper = GaugeMetricFamily(
+            "krwatch_detector_band_upper",
+            "Upper bound of the band the detector expects the KPI value in.",
+        )
+        for point in points:
+            labels = _series_labels(point.kpi, point.labels)
+            if "rule" in labels:
+                labels["exported_rule"] = labels.pop("rule")
+            labels["rule"] = point.rule
+            for family, number in (
+                (score, point.score),
+                (lower, point.lower),
+                (upper, point.upper),
+            ):
+                if math.isfinite(number):
+                    family.samples.append(_sample(family.name, labels, number))
+        yield score
+        yield lower
+        yield upper
 
 
 def _sample(name: str, labels: Mapping[str, str], value: float) -> Sample:

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from exporters.metrics import (
     AlertPoint,
+    DetectorPoint,
     GroupPoint,
     Instruments,
     KeyResultPoint,
@@ -25,8 +26,9 @@ from exporters.metrics import (
     SourcePoint,
     StateCollector,
 )
+from monitor._filewatch import FileWatcher
 from monitor.api import build_routes
-from monitor.config import load_config
+from monitor.config import load_config, resolve_rule_files
 from monitor.config.model import Config
 from monitor.errors import ConfigError
 from monitor.evaluation import RuleEvaluator, stale_after_seconds
@@ -87,6 +89,10 @@ class Daemon:
             key_results=lambda: self.key_result_statuses,
             enqueue=self.notifier.enqueue,
         )
+        # Alerts restored from the store whose rule is gone or changed while
+        # krwatch was down are resolved now.
+        self.evaluator.apply_rules(self.groups)
+        self.watcher = FileWatcher(self._watched_files, self._reload_on_change)
         self.key_results = KeyResultEvaluator(self.config.key_results, self.windows)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.server = HttpServer(
@@ -101,6 +107,7 @@ class Daemon:
         self._build_sources()
         self._schedule()
         self.scheduler.start()
+        self.watcher.start()
         self.ready.set()
         logger.info(
             "krwatch started: %d sources, %d KPIs, %d key results, %d rule groups, "
@@ -115,6 +122,7 @@ class Daemon:
 
     def stop(self) -> None:
         self.ready.clear()
+        self.watcher.stop()
         self.scheduler.shutdown(wait=True)
         self.notifier.stop()
         self.server.stop()
@@ -303,7 +311,16 @@ class Daemon:
                 self.reload_successful = False
                 for problem in error.problems:
                     logger.error("Reload rejected: %s", problem)
+                logger.error(
+                    "Reload rejected with %d problems; the running configuration "
+                    "stays in effect",
+                    len(error.problems),
+                )
                 return False, list(error.problems)
+            except Exception as error:
+                self.reload_successful = False
+                logger.exception("Reload failed; the running configuration stays")
+                return False, [f"{self.config_path}: {error}"]
 
             self._apply(config, groups)
             self.reload_successful = True
@@ -328,7 +345,7 @@ class Daemon:
         self.windows.drop_kpis_except({kpi.name for kpi in config.kpis})
         self.evaluator.config = config
         self.evaluator.stale_after = stale_after_seconds(config)
-        self.evaluator.drop_rules_except(groups)
+        self.evaluator.apply_rules(groups)
         self.key_results.key_results = config.key_results
         self.key_result_statuses = {
             name: status
@@ -338,6 +355,12 @@ class Daemon:
         self.notifier.reconfigure(config)
         self._build_sources()
         self._schedule()
+
+    def _watched_files(self) -> list[Path]:
+        return [self.config_path, *resolve_rule_files(self.config)]
+
+    def _reload_on_change(self) -> None:
+        self.reload()
 
     def metrics_snapshot(self) -> MetricsSnapshot:
         kpis = []
@@ -374,6 +397,17 @@ class Daemon:
                     last_evaluation=r.evaluated_at,
                 )
                 for r in self.evaluator.reports.values()
+            ],
+            detectors=[
+                DetectorPoint(
+                    kpi=reading.kpi,
+                    rule=reading.rule,
+                    labels=dict(reading.labels),
+                    score=reading.score,
+                    lower=reading.lower,
+                    upper=reading.upper,
+                )
+                for reading in self.evaluator.detector_readings()
             ],
             reload_successful=self.reload_successful,
             reload_timestamp=self.reload_timestamp,

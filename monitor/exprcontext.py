@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from monitor.keyresults import KeyResultStatus
 from monitor.series import Labels
@@ -31,8 +34,14 @@ class CycleContext:
         Evaluation time, epoch seconds.
     windows : WindowStore
     key_results : mapping of str to KeyResultStatus
-    stale_after : mapping of str to float
-        Seconds after which a KPI's series counts as stale, by KPI name.
+    stale_after : mapping of str to float, optional
+        Seconds after which a KPI's series counts as stale, by KPI name. A KPI
+        without an entry never goes stale.
+    anomaly_scores : mapping of (str, Labels) to float, optional
+        The latest anomaly score in [0, 1] of each (KPI, series labels), as
+        the anomaly rules computed it; 0.5 is the detector's threshold.
+        ``anomaly_score(kpi(...))`` reads these, and a series without a score
+        gets NaN.
     """
 
     def __init__(
@@ -48,10 +57,11 @@ class CycleContext:
         self._windows = windows
         self._key_results = key_results
         self._stale_after = stale_after or {}
-        self._anomaly_scores = anomaly_scores or {}
+        self._anomaly_scores = {} if anomaly_scores is None else anomaly_scores
         self._cache: dict[str, list[expr.SeriesWindow]] = {}
 
-    def _series_of(self, kpi: str) -> list[expr.SeriesWindow]:
+    def series(self, kpi: str) -> list[expr.SeriesWindow]:
+        """Return the windows of every series of ``kpi``, read once per cycle."""
         cached = self._cache.get(kpi)
         if cached is None:
             cached = [
@@ -66,7 +76,7 @@ class CycleContext:
     def select(self, kpi: str, matchers: Sequence[Any]) -> Sequence[expr.SeriesWindow]:
         return [
             window
-            for window in self._series_of(kpi)
+            for window in self.series(kpi)
             if all(matcher.matches(window.labels) for matcher in matchers)
         ]
 
@@ -85,15 +95,20 @@ class CycleContext:
     def anomaly_score(self, kpi: str, labels: Labels) -> float:
         return self._anomaly_scores.get((kpi, labels), float("nan"))
 
+    def is_fresh(self, window: expr.SeriesWindow) -> bool:
+        """Return whether the newest sample at or before ``now`` is recent enough."""
+        timestamps = window.timestamps
+        index = int(np.searchsorted(timestamps, self.now, side="right")) - 1
+        if index < 0:
+            return False
+
+        limit = self._stale_after.get(window.kpi, math.inf)
+        return bool(self.now - timestamps[index] <= limit)
+
     def has_fresh_data(self, expression: Any) -> bool:
         """Return whether any KPI the expression reads has a fresh series."""
         kpis = expr.referenced_kpis(expression)
         if not kpis:
             return True
 
-        for kpi in kpis:
-            limit = self._stale_after.get(kpi, float("inf"))
-            for window in self._series_of(kpi):
-                if len(window.timestamps) and self.now - window.timestamps[-1] <= limit:
-                    return True
-        return False
+        return any(self.is_fresh(window) for kpi in kpis for window in self.series(kpi))

@@ -1,10 +1,12 @@
 """Load rule files into ``RuleGroup`` tuples, reporting every problem.
 
 A rule file is a mapping with one key, ``groups``, as in Prometheus. A rule
-with ``expr`` is a threshold rule; a rule with ``key_results`` and
-``attainment_below`` is a forecast rule. Expressions are parsed with
-``rules.expr.parse``, and a parse error is reported with its line, column and
-a caret under the offending character.
+with ``expr`` is a threshold rule, one with ``when`` and ``require`` a
+dependency rule, one with ``key_results`` and ``attainment_below`` a forecast
+rule, and one with ``kpi`` and ``detector`` an anomaly rule. Expressions are
+parsed with ``rules.expr.parse``, and a parse error is reported with its line,
+column and a caret under the offending character. Detector parameters are
+checked by the detector's own ``fit`` on an empty history.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import os
 import re
 from collections.abc import Collection, Iterable
+from collections.abc import Mapping as AbcMapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +39,33 @@ from monitor.config._yaml import (
     read_document,
 )
 from monitor.errors import ConfigError
-from rules.model import ForecastRule, Location, Rule, RuleGroup, ThresholdRule
+from rules import templates
+from rules.model import (
+    AnomalyRule,
+    DependencyRule,
+    DetectorSpec,
+    ForecastRule,
+    Location,
+    Rule,
+    RuleGroup,
+    ThresholdRule,
+)
 
 logger = logging.getLogger(__name__)
 
 _RULE_KINDS: dict[str, tuple[type, frozenset[str]]] = {
     "threshold": (ThresholdRule, frozenset({"expr"})),
+    "dependency": (DependencyRule, frozenset({"when", "require"})),
     "forecast": (ForecastRule, frozenset({"key_results", "attainment_below"})),
+    "anomaly": (AnomalyRule, frozenset({"kpi", "detector"})),
 }
 """Rule kind name to its class and the keys that mark it."""
+
+_PARSED_FIELDS = {
+    ThresholdRule: {"expression": "expr"},
+    DependencyRule: {"when_expression": "when", "require_expression": "require"},
+}
+"""Fields that hold a parsed expression, by rule class, with their text field."""
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -283,16 +305,27 @@ class _RuleFileReader:
 
         cls, _ = _RULE_KINDS[kinds[0]]
         others = {key for name, (_, keys) in _RULE_KINDS.items() for key in keys}
-        location = Location(path=self.path, line=node.line)
+        fixed: dict[str, object] = {
+            "location": Location(path=self.path, line=node.line)
+        }
+        fixed.update(dict.fromkeys(_PARSED_FIELDS.get(cls, {})))
         rule = reader.read_dataclass(
-            cls, node, path, fixed={"location": location}, also_allowed=others
+            cls,
+            node,
+            path,
+            fixed=fixed,
+            custom={"detector": self._read_detector},
+            also_allowed=others,
         )
         if rule is INVALID:
             return INVALID
 
         self._check_labels(rule, path)
-        if isinstance(rule, ThresholdRule):
-            return self._parse_expression(rule, node, path)
+        self._check_annotations(rule, path)
+        if isinstance(rule, ThresholdRule | DependencyRule):
+            return self._parse_expressions(rule, node, path)
+        if isinstance(rule, AnomalyRule):
+            return self._check_anomaly(rule, path)
         return self._check_forecast(rule, path)
 
     def _check_labels(self, rule: Rule, path: FieldPath) -> None:
@@ -305,6 +338,14 @@ class _RuleFileReader:
                     f"Invalid label name {name!r}; use letters, digits and "
                     "underscores, not starting with a digit.",
                 )
+
+    def _check_annotations(self, rule: Rule, path: FieldPath) -> None:
+        kind = templates.rule_kind(rule)
+        problems = templates.check_annotations(rule.annotations, kind)
+        for name, message in problems.items():
+            annotation_path = (*path, "annotations", name)
+            line = self.reader.line_of(annotation_path)
+            self.reader.report(line, annotation_path, message)
 
     def _check_forecast(self, rule: ForecastRule, path: FieldPath) -> Any:
         reader = self.reader
@@ -350,15 +391,28 @@ class _RuleFileReader:
             )
         return rule if valid else INVALID
 
-    def _parse_expression(
-        self, rule: ThresholdRule, node: Mapping, path: FieldPath
+    def _parse_expressions(
+        self, rule: ThresholdRule | DependencyRule, node: Mapping, path: FieldPath
     ) -> Any:
-        expr_node = node.get("expr")
-        assert isinstance(expr_node, Scalar)  # rule.expr was read as a string.
-        if not rule.expr.strip():
+        parsed: dict[str, Any] = {}
+        for tree_field, text_field in _PARSED_FIELDS[type(rule)].items():
+            parsed[tree_field] = self._parse_expression(
+                getattr(rule, text_field), node, (*path, text_field)
+            )
+        if isinstance(rule, DependencyRule) and not self._check_dependency(rule, path):
+            return INVALID
+        if any(tree is INVALID for tree in parsed.values()):
+            return INVALID
+        return dataclasses.replace(rule, **parsed)
+
+    def _parse_expression(self, text: str, node: Mapping, expr_path: FieldPath) -> Any:
+        """Parse one expression field; return its tree, or ``INVALID``."""
+        expr_node = node.get(str(expr_path[-1]))
+        assert isinstance(expr_node, Scalar)  # The field was read as a string.
+        if not text.strip():
             self.reader.report(
                 expr_node.line,
-                (*path, "expr"),
+                expr_path,
                 "The expression is empty; write a condition such as "
                 'kpi("orders") < 100.',
             )
@@ -368,13 +422,12 @@ class _RuleFileReader:
             from rules import expr as expressions
         except ImportError:
             # NOTE: without rules.expr the expression is not checked, and the
-            # rule carries expression=None.
+            # rule carries no parsed tree.
             logger.warning("rules.expr is not available; expressions are not parsed")
-            return rule
+            return None
 
-        expr_path = (*path, "expr")
         try:
-            tree = expressions.parse(rule.expr)
+            tree = expressions.parse(text)
         except expressions.ExpressionError as error:
             problem = _expression_problem(self.reader, expr_node, expr_path, error)
             self.reader.problems.append(problem)
@@ -388,7 +441,144 @@ class _RuleFileReader:
             self.reader.problems.append(problem)
         if errors:
             return INVALID
-        return dataclasses.replace(rule, expression=tree)
+        return tree
+
+    def _check_dependency(self, rule: DependencyRule, path: FieldPath) -> bool:
+        reader = self.reader
+        valid = True
+        if rule.lag < timedelta(0):
+            valid = False
+            lag_path = (*path, "lag")
+            reader.report(
+                reader.line_of(lag_path),
+                lag_path,
+                "The lag must not be negative; write 0s or a duration such as 7d.",
+            )
+        if rule.match_on is not None and rule.match_ignoring:
+            valid = False
+            ignoring_path = (*path, "match_ignoring")
+            reader.report(
+                reader.line_of(ignoring_path),
+                ignoring_path,
+                "match_on and match_ignoring exclude each other; keep one of them.",
+            )
+        for key in ("match_on", "match_ignoring"):
+            for index, name in enumerate(getattr(rule, key) or ()):
+                if not _LABEL_NAME.fullmatch(name):
+                    valid = False
+                    self._report_label_name((*path, key, index), name)
+        return valid
+
+    def _read_detector(self, node: Node, path: FieldPath) -> Any:
+        reader = self.reader
+        if not isinstance(node, Mapping):
+            reader.expect(
+                AbcMapping[str, Any],
+                node,
+                path,
+                "Write it as {type: robust_z, threshold: 4}.",
+            )
+            return INVALID
+
+        from detectors.anomaly import DETECTOR_TYPES, make_detector
+
+        data = reader.read(Any, node, path)
+        if data is INVALID:
+            return INVALID
+        type_name = data.pop("type", None)
+        type_path = (*path, "type")
+        choices = sorted(DETECTOR_TYPES)
+        if type_name is None:
+            reader.report(
+                node.line,
+                type_path,
+                "Missing required key 'type'; name one of the detectors "
+                f"{join_choices(choices)}.",
+            )
+            return INVALID
+        if not isinstance(type_name, str) or type_name not in DETECTOR_TYPES:
+            reader.report(
+                reader.line_of(type_path),
+                type_path,
+                f"Unknown detector type {type_name!r}."
+                f"{suggest(str(type_name), choices)} The detector types are "
+                f"{join_choices(choices)}.",
+            )
+            return INVALID
+
+        try:
+            make_detector(type_name, **data).fit([], [])
+        except (TypeError, ValueError) as error:
+            # An unknown parameter is a TypeError of __init__; a value out of
+            # range is the detector's InvalidParameterError, a ValueError.
+            parameter = getattr(error, "parameter", None)
+            field_path = path
+            if isinstance(parameter, str) and parameter in data:
+                field_path = (*path, parameter)
+            message = str(error)
+            if isinstance(error, TypeError):
+                message = _unknown_parameter_message(type_name, data, error)
+            reader.report(reader.line_of(field_path), field_path, message)
+            return INVALID
+        return DetectorSpec(type=type_name, params=data)
+
+    def _check_anomaly(self, rule: AnomalyRule, path: FieldPath) -> Any:
+        reader = self.reader
+        valid = True
+        if self.kpis is not None and rule.kpi not in self.kpis:
+            valid = False
+            kpi_path = (*path, "kpi")
+            reader.report(
+                reader.line_of(kpi_path),
+                kpi_path,
+                f"Unknown KPI {rule.kpi!r}.{suggest(rule.kpi, self.kpis)} "
+                f"The KPIs are {join_choices(self.kpis) or 'none'}.",
+            )
+        for key in ("match", "match_re"):
+            for name, value in getattr(rule, key).items():
+                if not _LABEL_NAME.fullmatch(name):
+                    valid = False
+                    self._report_label_name((*path, key, name), name)
+                elif key == "match_re":
+                    valid = self._check_pattern((*path, key, name), value) and valid
+        return rule if valid else INVALID
+
+    def _check_pattern(self, field_path: FieldPath, pattern: str) -> bool:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            self.reader.report(
+                self.reader.line_of(field_path),
+                field_path,
+                f"Invalid regular expression {pattern!r}: {error}. Write a Python "
+                "regular expression; it must match the whole label value.",
+            )
+            return False
+        return True
+
+    def _report_label_name(self, field_path: FieldPath, name: str) -> None:
+        self.reader.report(
+            self.reader.line_of(field_path),
+            field_path,
+            f"Invalid label name {name!r}; use letters, digits and "
+            "underscores, not starting with a digit.",
+        )
+
+
+def _unknown_parameter_message(
+    type_name: str, params: dict[str, Any], error: TypeError
+) -> str:
+    from detectors.anomaly import DETECTOR_TYPES
+
+    allowed = sorted(DETECTOR_TYPES[type_name]().get_params())
+    unknown = [name for name in params if name not in allowed]
+    if not unknown:
+        return f"The {type_name} detector rejected its parameters: {error}."
+    name = unknown[0]
+    return (
+        f"Unknown parameter {name!r} of the {type_name} detector."
+        f"{suggest(name, allowed)} The parameters are {join_choices(allowed)}."
+    )
 
 
 def _kind_message(kinds: list[str]) -> str:
