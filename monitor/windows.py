@@ -2,6 +2,11 @@
 
 The evaluator reads windows from here, so a cycle reads nothing from disk in
 the steady state. Sources append; the cycle trims to the configured window.
+
+A series lives in one of two layouts. Series of a source whose polls give
+every sample the poll time share a ``DenseBlock`` per source, which the
+batch evaluator reads with matrix operations. Other series, such as CSV
+history with its own timestamps, keep their own pair of arrays.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from monitor.dense import DenseBlock
 from monitor.series import Sample, SeriesKey
 
 
@@ -99,6 +105,8 @@ class WindowStore:
     def __init__(self, window_seconds: float) -> None:
         self.window_seconds = window_seconds
         self._windows: dict[SeriesKey, SeriesWindow] = {}
+        self._blocks: dict[str, DenseBlock] = {}
+        self._block_of: dict[SeriesKey, str] = {}
         self._lock = threading.Lock()
 
     def add_samples(self, samples: Iterable[Sample]) -> None:
@@ -115,33 +123,120 @@ class WindowStore:
         with self._lock:
             self._window(key).extend(times, values)
 
+    def add_poll(
+        self, block: str, samples: list[Sample], interval_seconds: float
+    ) -> None:
+        """Add one poll's samples to the dense block of ``block``.
+
+        Series that already hold separate arrays (loaded from the store with
+        their own timestamps) keep them. Dense samples whose time differs from
+        the poll's newest time are dropped, so each column is one poll.
+        """
+        if not samples:
+            return
+
+        newest = max(sample.timestamp for sample in samples)
+        with self._lock:
+            separate = [s for s in samples if s.key in self._windows]
+            dense = [
+                s
+                for s in samples
+                if s.key not in self._windows and s.timestamp == newest
+            ]
+            target = self._blocks.get(block)
+            if target is None:
+                capacity = max(2, int(np.ceil(self.window_seconds / interval_seconds)))
+                target = self._blocks[block] = DenseBlock(capacity)
+            last = target.newest_timestamp
+            # A poll at or before the newest column repeats or predates it, so
+            # its dense samples are dropped rather than reordering the block.
+            if dense and (last is None or newest > last):
+                with target.lock:
+                    target.append(
+                        newest,
+                        [s.key for s in dense],
+                        np.array([s.value for s in dense]),
+                    )
+                for sample in dense:
+                    self._block_of[sample.key] = block
+        if separate:
+            self.add_samples(separate)
+
+    def load_block(
+        self,
+        block: str,
+        history: dict[SeriesKey, tuple[np.ndarray, np.ndarray]],
+        interval_seconds: float,
+    ) -> None:
+        """Put stored history of one source's series into its dense block.
+
+        Each distinct timestamp becomes a column; a series without a sample
+        at a column has NaN there.
+        """
+        if not history:
+            return
+
+        capacity = max(2, int(np.ceil(self.window_seconds / interval_seconds)))
+        keys = list(history)
+        times = np.unique(np.concatenate([history[k][0] for k in keys]))[-capacity:]
+        matrix = np.full((len(keys), times.size), np.nan)
+        for row, key in enumerate(keys):
+            stamps, values = history[key]
+            keep = stamps >= times[0]
+            matrix[row, np.searchsorted(times, stamps[keep])] = values[keep]
+        target = DenseBlock(capacity)
+        target.load(times, keys, matrix)
+        with self._lock:
+            self._blocks[block] = target
+            for key in keys:
+                self._windows.pop(key, None)
+                self._block_of[key] = block
+
     def _window(self, key: SeriesKey) -> SeriesWindow:
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = SeriesWindow(key)
         return window
 
+    def blocks(self) -> dict[str, DenseBlock]:
+        with self._lock:
+            return dict(self._blocks)
+
     def trim(self, now: float) -> None:
+        """Drop samples older than the window; dense blocks wrap by themselves."""
         with self._lock:
             for window in self._windows.values():
                 window.trim_before(now - self.window_seconds)
 
     def drop_kpis_except(self, kpis: set[str]) -> None:
+        """Forget series of removed KPIs; their dense rows stay until restart."""
         with self._lock:
             for key in [k for k in self._windows if k.kpi not in kpis]:
                 del self._windows[key]
+            for key in [k for k in self._block_of if k.kpi not in kpis]:
+                del self._block_of[key]
 
     def snapshot(
         self, kpi: str | None = None
     ) -> list[tuple[SeriesKey, np.ndarray, np.ndarray]]:
         """Return copies of the windows (of one KPI, or all)."""
         with self._lock:
-            return [
+            result = [
                 (key, window.timestamps.copy(), window.values.copy())
                 for key, window in self._windows.items()
                 if kpi is None or key.kpi == kpi
             ]
+            dense = [
+                (key, self._blocks[name])
+                for key, name in self._block_of.items()
+                if kpi is None or key.kpi == kpi
+            ]
+        for key, block in dense:
+            with block.lock:
+                times, values = block.row_series(block.rows[key])
+            result.append((key, times, values))
+        return result
 
     def keys(self) -> list[SeriesKey]:
         with self._lock:
-            return list(self._windows)
+            return [*self._windows, *self._block_of]
