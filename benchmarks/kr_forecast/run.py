@@ -50,9 +50,9 @@ ALERT_THRESHOLD = 0.5
 BRIER_WEEK = 4
 
 
-def load_m4() -> tuple[list[str], list[np.ndarray], np.ndarray]:
-    train = pd.read_csv(DATA / "Weekly-train.csv")
-    test = pd.read_csv(DATA / "Weekly-test.csv")
+def load_m4(folder: Path) -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    train = pd.read_csv(folder / "Weekly-train.csv")
+    test = pd.read_csv(folder / "Weekly-test.csv")
     names = [str(name) for name in train["V1"]]
     histories = [row[~np.isnan(row)] for row in train.drop(columns="V1").to_numpy()]
     outcomes = test.drop(columns="V1").to_numpy(dtype=float)
@@ -396,6 +396,9 @@ def time_synthetic_steps(repeats: int = 100) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data", type=Path, default=DATA, help="folder with the M4 weekly CSV files"
+    )
     parser.add_argument("--histories", type=int, nargs="+", default=[26, 52, 104])
     parser.add_argument("--limit", type=int, default=None, help="first N series only")
     parser.add_argument("--no-pool", action="store_true", help="use the built-in table")
@@ -405,7 +408,7 @@ def main() -> None:
     parser.add_argument("--write-default", action="store_true")
     arguments = parser.parse_args()
 
-    names, histories, outcomes = load_m4()
+    names, histories, outcomes = load_m4(arguments.data)
     if arguments.limit:
         names, histories, outcomes = (
             names[: arguments.limit],

@@ -400,9 +400,9 @@ def _best_rates(
 def _decide_by(spec: KeyResultSpec, simulation: Simulation, now: float) -> float | None:
     """Return the last step end from which the needed rate is still achievable.
 
-    The median forecast is followed until each candidate date; from there the
-    rate needed to reach the target is compared with the best rate the KPI
-    achieved in its history. When the median forecast already meets the
+    The median forecast is followed until each candidate date. From that date
+    on, the rate needed to reach the target is compared with the best rate
+    the KPI achieved in its history. When the median forecast already meets the
     target, the answer is the due date itself.
     """
     if spec.meets_target(float(simulation.median_path[-1])):

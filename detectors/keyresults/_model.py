@@ -1,9 +1,9 @@
 """Damped additive trend exponential smoothing with seasonality and refits.
 
-The model is fitted to the step values of one series: seasonal factors are
-estimated on detrended data and divided out, a level shift cuts the history
-to the data after it, and the smoothing parameters come from a small grid
-that minimises the one-step squared error. All steps run in numpy and take
+The model is fitted to the step values of one series. Seasonal factors are
+estimated on detrended data and divided out. A level shift cuts the history
+to the data after it. The smoothing parameters come from a small grid that
+minimises the one-step squared error. All steps run in numpy and take
 about a millisecond for a few hundred steps.
 """
 
@@ -279,8 +279,8 @@ def _find_level_shift(values: np.ndarray) -> int | None:
 
     windows = np.lib.stride_tricks.sliding_window_view(finite, window)
     medians = np.median(windows, axis=1)
-    # medians[i] covers finite[i : i + window]; a shift at k compares the
-    # windows that end just before k and start at k.
+    # medians[i] covers finite[i : i + window], so a shift at k compares the
+    # window that ends just before k with the window that starts at k.
     jumps = medians[window:] - medians[:-window] - slope * window
     best = int(np.argmax(np.abs(jumps)))
     if abs(float(jumps[best])) <= SHIFT_THRESHOLD * scale:

@@ -78,7 +78,7 @@ def history_bucket(history_steps: int) -> str:
 
 
 _DEFAULT_GROWTH_EXPONENT = 0.25
-"""How the built-in errors grow past the tabulated horizons: as ``h ** 0.25``."""
+"""Growth exponent of the built-in errors past the tabulated horizons."""
 
 
 def default_quantiles(bucket: str, horizon: int) -> np.ndarray:
@@ -169,7 +169,7 @@ class ErrorPool:
         """Return normalised error quantiles at :data:`QUANTILE_LEVELS`.
 
         The pool's own errors for the horizon's bin are used once the bin
-        holds :data:`MIN_POOL_ERRORS`; before that the built-in table is used.
+        contains :data:`MIN_POOL_ERRORS`. Until then the built-in table is used.
         """
         key = (step_name, bucket, horizon_bin(horizon))
         cached = self._quantile_cache.get(key)

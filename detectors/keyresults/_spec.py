@@ -22,7 +22,7 @@ _DIRECTIONS = ("increase", "decrease")
 
 @dataclass(frozen=True, kw_only=True)
 class KeyResultSpec:
-    """One key result as the forecast sees it.
+    """Definition of one key result, as the forecast uses it.
 
     Parameters
     ----------

@@ -56,9 +56,9 @@ def clean_samples(
 def choose_step(spec: KeyResultSpec, times: np.ndarray) -> float:
     """Return the model step in seconds for a key result and its samples.
 
-    The span from start to due picks hourly or daily steps; the step grows
-    to the next rung of the ladder when the samples arrive less often, so a
-    weekly KPI is modelled in weeks.
+    The span from start to due picks hourly or daily steps. The step grows to
+    the next rung of the ladder when samples arrive less often, so a weekly
+    KPI is modelled in weeks.
     """
     span = spec.due - spec.start
     step = HOUR_SECONDS if span <= HOURLY_SPAN_MAX_SECONDS else DAY_SECONDS
@@ -114,8 +114,8 @@ def aggregate_steps(
     exactly at its due date. Only steps that ended by ``now`` (and by
     ``anchor``) are kept, so every step value covers a whole step. A step is
     the mean of its samples for ``level`` and their sum for ``cumulative``.
-    Empty steps are NaN rather than zero, because a missing poll says nothing
-    about the value.
+    Empty steps are NaN rather than zero, because a missing poll gives no
+    information about the value.
     """
     # Step k covers [anchor + k * step, anchor + (k + 1) * step).
     last_index = int(np.floor((min(now, anchor) - anchor) / step_seconds)) - 1
