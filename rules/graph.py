@@ -14,7 +14,7 @@ config checks can use ``find_cycles`` without an import cycle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from rules.expr import Selector
 from rules.expr._tree import walk
 
 if TYPE_CHECKING:
+    from exporters.notification import Notification
     from monitor.config.model import Config
     from rules.lifecycle import AlertState
 
@@ -305,21 +306,26 @@ class KPIGraph:
         }
 
     def firing_upstream(
-        self, kpis: Iterable[str], alerts: Iterable[AlertState]
+        self,
+        kpis: Iterable[str],
+        alerts: Iterable[AlertState],
+        kpis_of: Callable[[AlertState], Iterable[str]] | None = None,
     ) -> list[UpstreamAlert]:
         """Return the firing alerts on KPIs upstream of any of ``kpis``.
 
-        An alert counts when its ``extra`` lists a KPI that drives one of
-        ``kpis`` and is not itself one of them. The result is sorted by alert
-        name and fingerprint.
+        An alert counts when one of its KPIs drives one of ``kpis`` and is not
+        itself one of them. ``kpis_of`` returns an alert's KPIs; by default
+        they are read from its ``extra``. The result is sorted by alert name
+        and fingerprint.
         """
+        kpis_of = kpis_of or _alert_kpis
         own = set(kpis)
         upstream_of = {kpi: self.upstream(kpi) - own for kpi in sorted(own)}
         found: dict[str, UpstreamAlert] = {}
         for state in alerts:
             if state.state != "firing":
                 continue
-            for alert_kpi in _alert_kpis(state):
+            for alert_kpi in kpis_of(state):
                 target = next(
                     (
                         kpi
@@ -493,3 +499,92 @@ def cause_annotations(causes: Sequence[UpstreamAlert]) -> dict[str, str]:
         return {}
 
     return {ROOT_CAUSE_ANNOTATION: " ".join(cause.describe() for cause in causes)}
+
+
+def link_notification(
+    notification: Notification,
+    *,
+    config: Config,
+    rule: object | None,
+    alerts: Iterable[AlertState],
+    rules: Mapping[tuple[str, str], object],
+) -> Notification:
+    """Add the blast radius and the root cause of the KPI graph to a notification.
+
+    For threshold, dependency and anomaly alerts, ``kpi`` gains the KPI's
+    help, unit, downstream KPIs and key results at risk; fields already set,
+    such as an anomaly rule's detector score, are kept. A firing
+    notification whose rule's KPIs are driven by a KPI with a firing alert
+    gets the ``root_cause`` annotation, and is marked ``inhibited`` when the
+    rule sets ``inhibit_when_upstream_firing``.
+
+    Parameters
+    ----------
+    notification : Notification
+        As the rule engine built it.
+    config : Config
+        The configuration whose ``drives`` edges make the graph.
+    rule : rule or None
+        The rule of the alert; None leaves the notification unchanged.
+    alerts : iterable of AlertState
+        Every current alert, of every group.
+    rules : mapping
+        (group, alert name) to rule, to find the KPIs of other alerts.
+    """
+    if rule is None:
+        return notification
+
+    graph = graph_of(config)
+    changes: dict[str, Any] = {}
+    context = notification_kpi(graph, rule, notification.labels)
+    if context is not None:
+        changes["kpi"] = {**context, **(notification.kpi or {})}
+
+    if notification.state == "firing":
+        causes = upstream_causes(graph, rule, alerts, rules)
+        if causes:
+            annotations = dict(notification.annotations)
+            annotations.update(cause_annotations(causes))
+            changes["annotations"] = annotations
+            changes["inhibited"] = bool(
+                getattr(rule, "inhibit_when_upstream_firing", False)
+            )
+    return replace(notification, **changes) if changes else notification
+
+
+def upstream_causes(
+    graph: KPIGraph,
+    rule: object,
+    alerts: Iterable[AlertState],
+    rules: Mapping[tuple[str, str], object],
+) -> list[UpstreamAlert]:
+    """Return the firing alerts on KPIs upstream of the KPIs ``rule`` reads."""
+
+    def kpis_of(state: AlertState) -> list[str]:
+        other = rules.get((state.group, state.alert))
+        return rule_kpis(other, graph) if other is not None else _alert_kpis(state)
+
+    return graph.firing_upstream(rule_kpis(rule, graph), alerts, kpis_of)
+
+
+def inhibited_to_release(
+    *,
+    config: Config,
+    alerts: Iterable[AlertState],
+    rules: Mapping[tuple[str, str], object],
+) -> list[str]:
+    """Return the fingerprints of inhibited firing alerts whose causes resolved.
+
+    An alert counts as inhibited while its ``extra`` has ``inhibited_by``;
+    the caller releases its held-back notification and clears the key.
+    """
+    graph = graph_of(config)
+    current = list(alerts)
+    released = []
+    for state in current:
+        if state.state != "firing" or not state.extra.get(INHIBITED_BY_KEY):
+            continue
+        rule = rules.get((state.group, state.alert))
+        if rule is None or not upstream_causes(graph, rule, current, rules):
+            released.append(state.fingerprint)
+    return released
