@@ -238,14 +238,16 @@ class Dispatcher:
                 (receiver.name, batch.group_key, now, limit + 1),
             ).fetchall()
             batch.more_pending = len(rows) > limit
-            notified = _notified_fingerprints(connection, receiver.name)
+            parsed = [self._read_or_fail(connection, raw, now) for raw in rows[:limit]]
+            readable = [row for row in parsed if row is not None]
+            notified = _notified_fingerprints(
+                connection,
+                receiver.name,
+                {row.notification.fingerprint for row in readable},
+            )
             muting = active_silences(connection, datetime.fromtimestamp(now, UTC))
-            for raw in rows[:limit]:
-                row = self._read_or_fail(connection, raw, now)
-                if row is not None:
-                    self._triage(
-                        connection, receiver, batch, row, notified, muting, now
-                    )
+            for row in readable:
+                self._triage(connection, receiver, batch, row, notified, muting, now)
             if not batch.rows:
                 _finish_group(connection, receiver.name, batch, now, sent=False)
         return batch
@@ -514,12 +516,17 @@ class Dispatcher:
     def _housekeep(self) -> None:
         while not self._stopping.is_set():
             try:
-                self._purge_and_drop_orphans()
+                self.run_housekeeping()
             except Exception:
                 logger.exception("Outbox housekeeping failed; it runs again later.")
             self._housekeeping_wakeup.wait(HOUSEKEEPING_INTERVAL_SECONDS)
 
-    def _purge_and_drop_orphans(self) -> None:
+    def run_housekeeping(self) -> None:
+        """Delete old finished rows and drop rows of removed receivers.
+
+        The housekeeping thread calls it every
+        ``HOUSEKEEPING_INTERVAL_SECONDS``.
+        """
         now = self._clock()
         with self._store.transaction() as connection:
             purged = outbox.purge_finished(connection, self._retention, now)
@@ -541,9 +548,18 @@ class Dispatcher:
             )
 
 
-def _notified_fingerprints(connection: sqlite3.Connection, receiver: str) -> set[str]:
+def _notified_fingerprints(
+    connection: sqlite3.Connection, receiver: str, fingerprints: set[str]
+) -> set[str]:
+    """Return which of ``fingerprints`` had their firing sent to ``receiver``."""
+    if not fingerprints:
+        return set()
+
+    placeholders = ", ".join("?" for _ in fingerprints)
     rows = connection.execute(
-        "SELECT fingerprint FROM outbox_alerts WHERE receiver = ?", (receiver,)
+        "SELECT fingerprint FROM outbox_alerts WHERE receiver = ? AND "
+        f"fingerprint IN ({placeholders})",
+        (receiver, *fingerprints),
     ).fetchall()
     return {str(row[0]) for row in rows}
 

@@ -149,3 +149,20 @@ def test_alertmanager_resends_firing_each_resend_interval(store: Store) -> None:
         request.json()[0]["endsAt"] > request.json()[0]["startsAt"]
         for request in requests
     )
+
+
+@pytest.mark.parametrize(
+    ("require", "outcome"),
+    [("1", pytest.fail.Exception), ("", pytest.skip.Exception)],
+    ids=["required-fails", "optional-skips"],
+)
+def test_alertmanager_missing_binary_outcome(
+    monkeypatch: pytest.MonkeyPatch, require: str, outcome: type[BaseException]
+) -> None:
+    import _alertmanager
+
+    monkeypatch.setattr(_alertmanager, "BINARY_CANDIDATES", ("krwatch-no-such-binary",))
+    monkeypatch.setenv("KRWATCH_REQUIRE_INTEGRATION", require)
+
+    with pytest.raises(outcome, match="Alertmanager is not installed"):
+        _alertmanager.find_binary()

@@ -530,3 +530,66 @@ def test_dispatcher_latency_histogram_counts_delivery(store: Store) -> None:
         )
         == 0
     )
+
+
+def test_dispatcher_full_batch_sends_rest_at_once(store: Store) -> None:
+    clock = FakeClock()
+    target = RouteTarget(
+        receiver="hook", group_key="0:{}", group_interval=timedelta(minutes=5)
+    )
+    with running_server() as server:
+        receiver = webhook(server.url, max_batch_size=2)
+        for index in range(5):
+            put(store, make_notification(alert=f"A{index}"), [target], now=clock.now)
+        Dispatcher(store, {"hook": receiver}, clock=clock).run_once("hook")
+        requests = server.snapshot()
+
+    assert [len(request.json()["notifications"]) for request in requests] == [2, 2, 1]
+
+
+def test_dispatcher_stop_reports_unclean_shutdown(store: Store) -> None:
+    release = threading.Event()
+
+    def stall(request: Any) -> Reply:
+        release.wait(10)
+        return Reply(200)
+
+    with running_server(stall) as server:
+        put(store, make_notification())
+        dispatcher = Dispatcher(
+            store,
+            {"hook": webhook(server.url, timeout=timedelta(seconds=10))},
+            poll_interval_seconds=0.05,
+        )
+        dispatcher.start()
+        try:
+            wait_until(lambda: len(server.snapshot()) == 1)
+            clean = dispatcher.stop(timeout=0.2)
+        finally:
+            release.set()
+
+    assert clean is False
+
+
+def test_dispatcher_drops_rows_of_removed_receiver(store: Store) -> None:
+    clock = FakeClock()
+    registry = CollectorRegistry()
+    metrics = OutboxMetrics(registry, store, receivers=["hook"], clock=clock)
+    put(store, make_notification(), ["retired"], now=clock.now - 25 * 3600)
+    put(store, make_notification(alert="Fresh"), ["retired"], now=clock.now)
+    dispatcher = Dispatcher(
+        store, {"hook": webhook("http://127.0.0.1:9")}, metrics=metrics, clock=clock
+    )
+
+    dispatcher.run_housekeeping()
+
+    assert statuses(store, "retired") == {"dropped": 1, "pending": 1}
+    assert (
+        sample_value(
+            registry,
+            "krwatch_notifications_dropped_total",
+            receiver="retired",
+            reason="max_age",
+        )
+        == 1
+    )
