@@ -212,7 +212,7 @@ class Dispatcher:
         """Pick the most overdue group and its pending rows.
 
         Rows past max_age are dropped and muted rows suppressed in the same
-        transaction, so the returned batch holds only rows to send. An empty
+        transaction, so the returned batch contains only rows to send. An empty
         batch means that rows were settled without sending and the caller
         should claim again.
         """
