@@ -32,7 +32,12 @@ from monitor.config import load_config, resolve_rule_files
 from monitor.config.model import Config
 from monitor.errors import ConfigError
 from monitor.evaluation import RuleEvaluator, stale_after_seconds
-from monitor.health import RateLimitedLog, SourceHealth
+from monitor.health import (
+    RateLimitedLog,
+    SourceAlerts,
+    SourceHealth,
+    SourceHealthCollector,
+)
 from monitor.keyresults import KeyResultEvaluator, KeyResultStatus
 from monitor.notify import Notifier
 from monitor.server import HttpServer
@@ -75,6 +80,7 @@ class Daemon:
         self.session.headers["User-Agent"] = USER_AGENT
         self.rate_limited = RateLimitedLog()
         self.health: dict[str, SourceHealth] = {}
+        self.registry.register(SourceHealthCollector(lambda: self.health.values()))
         self.sources: dict[str, Source] = {}
         self.key_result_statuses: dict[str, KeyResultStatus] = {}
         self.reload_successful = True
@@ -82,6 +88,9 @@ class Daemon:
         self.ready = threading.Event()
         self._reload_lock = threading.Lock()
         self.notifier = Notifier(self.config, self.store, self.registry)
+        self.source_alerts = SourceAlerts(
+            self.store, self.notifier.enqueue, self.config.server.base_url
+        )
         self.evaluator = RuleEvaluator(
             self.config,
             self.store,
@@ -126,6 +135,8 @@ class Daemon:
         self.scheduler.shutdown(wait=True)
         self.notifier.stop()
         self.server.stop()
+        for source in self.sources.values():
+            source.close()
         self.store.close()
         logger.info("krwatch stopped cleanly")
 
@@ -149,6 +160,8 @@ class Daemon:
             meta_set=self.store.meta_set,
             last_timestamps=newest,
         )
+        for old in self.sources.values():
+            old.close()
         self.sources = {}
         for source_config in self.config.sources:
             kpis = [k for k in self.config.kpis if k.source == source_config.name]
@@ -160,6 +173,25 @@ class Daemon:
             )
         for name in set(self.health) - set(self.sources):
             del self.health[name]
+        if self.source_alerts.retire(
+            set(self.source_alerts.states) - set(self.sources)
+        ):
+            self.notifier.wake()
+
+    def failing_sources(self) -> frozenset[str]:
+        """Return the names of the sources whose last poll failed."""
+        return frozenset(name for name, h in self.health.items() if h.failing)
+
+    def kpi_sources(self) -> dict[str, str]:
+        """Return the source name of each configured KPI."""
+        return {kpi.name: kpi.source for kpi in self.config.kpis}
+
+    def failing_kpis(self) -> frozenset[str]:
+        """Return the KPIs whose source is failing, for the no-data policy."""
+        failing = self.failing_sources()
+        return frozenset(
+            k for k, source in self.kpi_sources().items() if source in failing
+        )
 
     def _schedule(self) -> None:
         now = datetime.now(UTC)
@@ -230,41 +262,38 @@ class Daemon:
             self.windows.add_samples(result.samples)
         except Exception as error:
             logger.exception("Polling source %s failed", name)
-            self._record_failure(health, now, "internal", str(error))
+            self.instruments.poll_errors.labels(name, "internal").inc()
+            health.record_failure(now, "internal", f"{type(error).__name__}: {error}")
+            self._update_source_alert(source, health)
             return
         finally:
             elapsed = time.monotonic() - started
             health.last_duration_seconds = elapsed
             self.instruments.poll_duration.labels(name).observe(elapsed)
-        health.polls += 1
-        health.last_poll = now
-        health.samples += inserted
         self.instruments.samples.labels(name).inc(inserted)
         for problem in result.errors:
             self.instruments.poll_errors.labels(name, problem.reason).inc()
             self.rate_limited.warning(name, problem.reason, str(problem))
-        if result.errors and not result.samples:
-            self._record_failure(
-                health, now, result.errors[0].reason, str(result.errors[0])
+        health.held_back = result.held_back
+        if result.failed:
+            first = result.errors[0]
+            health.record_failure(now, first.reason, str(first))
+        else:
+            health.record_success(now, inserted)
+            logger.debug("Polled source %s: %d new samples", name, inserted)
+        self._update_source_alert(source, health)
+
+    def _update_source_alert(self, source: Source, health: SourceHealth) -> None:
+        health.failing_for_seconds = source.failing_for_seconds
+        try:
+            queued = self.source_alerts.update(health, source.failing_for_seconds)
+        except Exception:
+            logger.exception(
+                "Updating the failing alert of source %s failed", health.name
             )
             return
-
-        if not health.up and health.failing_since is not None:
-            logger.info("Source %s is up again", name)
-        health.up = True
-        health.last_success = now
-        health.failing_since = None
-        logger.debug("Polled source %s: %d new samples", name, inserted)
-
-    def _record_failure(
-        self, health: SourceHealth, now: float, reason: str, message: str
-    ) -> None:
-        health.up = False
-        health.last_poll = now
-        health.last_error = message
-        health.last_error_reason = reason
-        if health.failing_since is None:
-            health.failing_since = now
+        if queued:
+            self.notifier.wake()
 
     def evaluate_key_results(self) -> None:
         started = time.monotonic()
@@ -381,7 +410,10 @@ class Daemon:
             ],
             alerts=[
                 AlertPoint(alert=a.alert, state=a.state, labels=dict(a.labels))
-                for a in list(self.evaluator.alerts.values())
+                for a in [
+                    *self.evaluator.alerts.values(),
+                    *self.source_alerts.states.values(),
+                ]
                 if a.state in ("pending", "firing")
             ],
             sources=[

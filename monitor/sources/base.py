@@ -176,6 +176,10 @@ class Source(ABC):
         due = [key for key in self._held if key[1] <= cutoff]
         return [self._held.pop(key) for key in due]
 
+    def close(self) -> None:
+        """Release connections or files; the daemon calls it before rebuilding."""
+        return None
+
     def prepare(self, now: float) -> None:
         """Do the work shared by all KPIs of one poll, such as one request."""
         return None
