@@ -139,6 +139,9 @@ class Receiver(ABC):
 
 def create_session() -> requests.Session:
     """Create the HTTP session that all receivers share."""
+    # NOTE: requests does not document Session as thread-safe. Workers only
+    # call post(), whose connection pool (urllib3) is thread-safe, and never
+    # change the session's headers, cookies or adapters after this point.
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=HTTP_POOL_SIZE, pool_maxsize=HTTP_POOL_SIZE)
     session.mount("http://", adapter)

@@ -34,6 +34,8 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_FALLBACK_CHARS = 3000
 BLOCKS_PER_NOTIFICATION = 5
 """Header, summary, fields, context and a divider."""
+MAX_NOTIFICATIONS_PER_MESSAGE = 10
+"""Notifications that fit in ``MAX_BLOCKS`` with one block to spare."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,8 +46,9 @@ class SlackSettings(ReceiverSettings):
     """Sender name shown in Slack, if the webhook allows overriding it."""
     icon_emoji: str = ""
     max_batch_size: int = 8
-    """Maximum number of notifications in one message; the dispatcher sends
-    the rest of a group in further messages."""
+    """Maximum number of notifications in one message, at most 10 so that
+    all fit in 50 blocks. The dispatcher sends the rest of a group in
+    further messages."""
 
 
 def build_message(
@@ -204,7 +207,7 @@ class SlackReceiver(Receiver):
 
     @property
     def max_batch_size(self) -> int:
-        return max(1, self.settings.max_batch_size)
+        return min(max(1, self.settings.max_batch_size), MAX_NOTIFICATIONS_PER_MESSAGE)
 
     @property
     def target(self) -> str:

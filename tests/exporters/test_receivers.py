@@ -295,6 +295,21 @@ def test_slack_message_within_block_kit_limits() -> None:
             assert len(block["elements"]) <= 10
 
 
+def test_slack_batch_size_capped_to_fit_blocks() -> None:
+    receiver = SlackReceiver(
+        "chat",
+        SlackSettings(url=Secret(TOKEN), max_batch_size=50),
+        session=create_session(),
+    )
+    notifications = [make_notification(alert=f"A{index}") for index in range(10)]
+
+    message = build_message(notifications, receiver.settings)
+
+    assert receiver.max_batch_size == 10
+    assert len(message["blocks"]) == 49
+    assert [block["type"] for block in message["blocks"]].count("header") == 10
+
+
 def test_slack_receiver_posts_to_secret_url() -> None:
     with running_server() as server:
         url = f"{server.url}/services/T000/B000/{TOKEN}"
