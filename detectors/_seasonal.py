@@ -88,7 +88,7 @@ class SeasonalMadDetector(BaseDetector):
     history_seconds : float, default=2419200.0
         Span of history kept for refits (28 days); at most 20,000 samples
         are kept.
-    refit_seconds : float, default=21600.0
+    refit_seconds : float, default=86400.0
         Time between two refits, in seconds.
     min_samples : int, default=48
         Finite samples needed before the first fit.
@@ -112,7 +112,7 @@ class SeasonalMadDetector(BaseDetector):
         bin_seconds: float = 3600.0,
         level_window: int = 24,
         history_seconds: float = 28 * DAY_SECONDS,
-        refit_seconds: float = 6 * 3600.0,
+        refit_seconds: float = 86_400.0,
         min_samples: int = 48,
     ) -> None:
         self.season = season

@@ -6,6 +6,7 @@ import difflib
 from typing import Any
 
 from detectors._cusum import CusumDetector
+from detectors._ensemble import RobustEnsembleDetector
 from detectors._ewma import EwmaDetector
 from detectors._iforest import IsolationForestDetector
 from detectors._robust_z import RobustZDetector
@@ -19,6 +20,7 @@ DETECTOR_TYPES: dict[str, type[BaseDetector]] = {
     "cusum": CusumDetector,
     "seasonal_mad": SeasonalMadDetector,
     "isolation_forest": IsolationForestDetector,
+    "robust_ensemble": RobustEnsembleDetector,
 }
 """Detector class by the ``type`` name used in anomaly rules."""
 
@@ -52,6 +54,7 @@ __all__ = [
     "DetectorResult",
     "EwmaDetector",
     "IsolationForestDetector",
+    "RobustEnsembleDetector",
     "RobustZDetector",
     "SeasonalMadDetector",
     "make_detector",

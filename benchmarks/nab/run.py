@@ -50,6 +50,7 @@ NAB_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "cusum": ("cusum", {}),
     "seasonal_mad": ("seasonal_mad", {}),
     "isolation_forest": ("isolation_forest", {}),
+    "robust_ensemble": ("robust_ensemble", {"cooldown": 2500}),
 }
 
 

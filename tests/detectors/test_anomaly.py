@@ -351,3 +351,13 @@ def test_detector_edge_cases_never_raise(
     assert set(result.status) <= {STATUS_OK, STATUS_INSUFFICIENT_DATA}
     assert not np.any(result.flag & (result.status != STATUS_OK))
     assert np.all(result.status[~np.isfinite(series)] == STATUS_INSUFFICIENT_DATA)
+
+
+def test_robust_ensemble_reports_onset_once() -> None:
+    times, values = make_series("robust_ensemble", 0, shift_at=400, shift=6.0)
+    result = stream(make_detector("robust_ensemble"), times, values)
+    plain = stream(make_detector("robust_z"), times, values)
+    flagged = np.flatnonzero(result.flag)
+    assert flagged[0] == 400
+    assert len(flagged) <= 3
+    assert np.count_nonzero(plain.flag) > 10
