@@ -16,6 +16,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from monitor._api_silences import add_silence_routes
 from monitor.durations import format_duration
 from monitor.server import Response, Routes
 from monitor.statuspage import (
@@ -79,6 +80,7 @@ def build_routes(daemon: Daemon) -> Routes:
     routes.add("GET", "/api/v1/openapi.json", lambda _: _static("openapi.json"))
     routes.add_prefix("GET", STATIC_PREFIX, _static_file)
     routes.add("GET", "/", lambda _: _status_page(daemon))
+    add_silence_routes(routes, daemon.store)
     return routes
 
 

@@ -18,7 +18,11 @@ logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-COMMAND_MODULES: tuple[str, ...] = ("monitor._cli_dashboard", "monitor._cli_rules")
+COMMAND_MODULES: tuple[str, ...] = (
+    "monitor._cli_dashboard",
+    "monitor._cli_rules",
+    "monitor._cli_silence",
+)
 """Modules that add subcommands: each has ``add_commands(subparsers)``, and
 every parser it adds sets ``handler`` (a function of the parsed arguments
 returning the exit status) with ``set_defaults``."""
