@@ -39,6 +39,7 @@ from monitor.sources.timestamps import check_timezone, parse_timestamp, time_zon
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 10_000
+_QUERY_MISTAKES = ("syntax error", "no such table", "no such column")
 SQLITE_PROGRESS_OPCODES = 1000
 """SQLite virtual machine steps between two deadline checks."""
 
@@ -298,6 +299,9 @@ def _operational_error(
             f"{what}: the query ran longer than {timeout_seconds:g}s and was "
             "cancelled; speed it up or raise the source timeout.",
         )
+    if any(marker in lowered for marker in _QUERY_MISTAKES):
+        # SQLite reports mistakes in the query as operational errors too.
+        return SourceError("query_failed", f"{what}: the query failed: {text}.")
     if "timeout" in lowered and "connect" in lowered:
         return SourceError(
             "timeout", f"{what}: connecting timed out after {timeout_seconds:g}s."
