@@ -26,6 +26,7 @@ from monitor.config._schema import (
     INVALID,
     FieldPath,
     Reader,
+    describe_known,
     join_choices,
     suggest,
 )
@@ -193,8 +194,8 @@ class _RuleFileReader:
     ) -> None:
         self.reader = reader
         self.path = path
-        self.kpis = None if kpis is None else sorted(kpis)
-        self.key_results = None if key_results is None else sorted(key_results)
+        self.kpis = None if kpis is None else frozenset(kpis)
+        self.key_results = None if key_results is None else frozenset(key_results)
 
     def read(self, root: Node) -> list[tuple[int, RuleGroup]]:
         reader = self.reader
@@ -386,8 +387,8 @@ class _RuleFileReader:
             reader.report(
                 reader.line_of(field_path),
                 field_path,
-                f"Unknown key result {name!r}.{suggest(name, self.key_results)} "
-                f"The key results are {join_choices(self.key_results) or 'none'}.",
+                f"Unknown key result {name!r}."
+                f"{describe_known(name, self.key_results, 'key result')}",
             )
         return rule if valid else INVALID
 
@@ -531,8 +532,8 @@ class _RuleFileReader:
             reader.report(
                 reader.line_of(kpi_path),
                 kpi_path,
-                f"Unknown KPI {rule.kpi!r}.{suggest(rule.kpi, self.kpis)} "
-                f"The KPIs are {join_choices(self.kpis) or 'none'}.",
+                f"Unknown KPI {rule.kpi!r}."
+                f"{describe_known(rule.kpi, self.kpis, 'KPI')}",
             )
         for key in ("match", "match_re"):
             for name, value in getattr(rule, key).items():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from monitor.config._schema import FieldPath, Reader, join_choices, suggest
+from monitor.config._schema import FieldPath, Reader, describe_known
 from monitor.config.model import KeyResultConfig, RouteConfig, ServerConfig
 from rules.graph import find_cycles
 
@@ -47,8 +47,8 @@ def check_config(reader: Reader, parsed: Parsed) -> None:
         _check_route(reader, ("route",), parsed.route, receiver_names)
 
 
-def _names(parsed: Parsed, section: str) -> list[str]:
-    return list(dict.fromkeys(name for _, name in parsed.names.get(section, [])))
+def _names(parsed: Parsed, section: str) -> frozenset[str]:
+    return frozenset(name for _, name in parsed.names.get(section, []))
 
 
 def _check_server(reader: Reader, server: ServerConfig) -> None:
@@ -114,19 +114,16 @@ def _check_unique(
 
 
 def _check_reference(
-    reader: Reader, path: FieldPath, name: str, role: str, known: list[str]
+    reader: Reader, path: FieldPath, name: str, role: str, known: Collection[str]
 ) -> None:
     if name in known:
         return
 
-    if known:
-        detail = f"{suggest(name, known)} The {role}s are {join_choices(known)}."
-    else:
-        detail = f" No {role} is defined."
+    detail = describe_known(name, known, role)
     reader.report(reader.line_of(path), path, f"Unknown {role} {name!r}.{detail}")
 
 
-def _check_drives(reader: Reader, parsed: Parsed, kpi_names: list[str]) -> None:
+def _check_drives(reader: Reader, parsed: Parsed, kpi_names: Collection[str]) -> None:
     """Check ``drives`` edges: known targets, no self-edge, no repeat, no cycle."""
     edges: dict[str, list[str]] = {}
     edge_paths: dict[tuple[str, str], FieldPath] = {}
@@ -230,7 +227,7 @@ def _check_key_result_period(
 
 
 def _check_route(
-    reader: Reader, path: FieldPath, route: RouteConfig, receivers: list[str]
+    reader: Reader, path: FieldPath, route: RouteConfig, receivers: Collection[str]
 ) -> None:
     _check_reference(reader, (*path, "receiver"), route.receiver, "receiver", receivers)
     for label, pattern in route.match_re.items():

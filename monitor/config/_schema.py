@@ -96,6 +96,26 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f" Did you mean {matches[0]!r}?"
 
 
+MAX_LISTED_NAMES = 12
+"""Longest list of defined names that an "unknown name" message spells out."""
+
+
+def describe_known(name: str, known: Collection[str], role: str) -> str:
+    """Return the suggestion and the defined names for an unknown ``name``.
+
+    The result starts with a space, such as ``" Did you mean 'orders'? The
+    KPIs are orders, returns."``. Past ``MAX_LISTED_NAMES`` names it gives
+    only the count, so a large configuration does not flood the message.
+    """
+    names = sorted(known)
+    if not names:
+        return f" No {role} is defined."
+    hint = suggest(name, names)
+    if len(names) > MAX_LISTED_NAMES:
+        return f"{hint} {len(names)} {role}s are defined, none with this name."
+    return f"{hint} The {role}s are {join_choices(names)}."
+
+
 def join_choices(choices: Iterable[str]) -> str:
     return ", ".join(str(choice) for choice in choices)
 

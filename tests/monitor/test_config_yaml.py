@@ -459,8 +459,11 @@ def test_yaml_very_deep_nesting_does_not_crash() -> None:
 
     document = parse_document(text, "f")
 
+    # libyaml stops at its own depth limit first; the pure Python parser
+    # recurses until this module's limit or RecursionError stops it.
     assert document.root is None
-    assert f"more than {MAX_DEPTH} levels" in str(document.problems[0])
+    assert len(document.problems) == 1
+    assert "nest" in str(document.problems[0]).lower()
 
 
 def test_yaml_scalar_positions_and_styles() -> None:
