@@ -5,7 +5,14 @@
 
 (function () {
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const CHART = { width: 640, height: 260, left: 64, right: 18, top: 14, bottom: 30 };
+  // Chart geometry in CSS pixels. The width follows the card, so labels keep
+  // their size on a phone instead of shrinking with a fixed viewBox.
+  const CHART = { width: 640, height: 260, left: 58, right: 14, top: 14, bottom: 30 };
+  const MIN_CHART_WIDTH = 280;
+  const MAX_CHART_WIDTH = 900;
+  const PIXELS_PER_TIME_TICK = 70;
+  const LABEL_CHARACTER_PIXELS = 6.2;
+  const LABEL_GAP_PIXELS = 6;
   const HOUR_SECONDS = 3600;
   const DAY_SECONDS = 24 * HOUR_SECONDS;
   const TIME_STEPS_SECONDS = [
@@ -13,7 +20,6 @@
     DAY_SECONDS, 2 * DAY_SECONDS, 7 * DAY_SECONDS, 14 * DAY_SECONDS, 28 * DAY_SECONDS,
     91 * DAY_SECONDS,
   ];
-  const MAX_TIME_TICKS = 8;
   const STATUS_TEXT = {
     on_track: "On track",
     at_risk: "At risk",
@@ -28,6 +34,8 @@
     sources: "/api/v1/sources",
   };
   const refreshSeconds = Number(document.body.dataset.refreshSeconds) || 15;
+  const RESIZE_DELAY_MILLISECONDS = 150;
+  let lastData = null;
   const numberFormat = new Intl.NumberFormat("en", { maximumSignificantDigits: 4 });
   const compactFormat = new Intl.NumberFormat("en", {
     notation: "compact",
@@ -123,8 +131,9 @@
     return ticks;
   }
 
-  function timeTicks(start, end) {
-    const step = TIME_STEPS_SECONDS.find((s) => (end - start) / s <= MAX_TIME_TICKS)
+  function timeTicks(start, end, width) {
+    const maxTicks = Math.max(2, Math.floor(width / PIXELS_PER_TIME_TICK));
+    const step = TIME_STEPS_SECONDS.find((s) => (end - start) / s <= maxTicks)
       || TIME_STEPS_SECONDS[TIME_STEPS_SECONDS.length - 1];
     const ticks = [];
     for (let tick = Math.ceil(start / step) * step; tick <= end; tick += step) {
@@ -154,14 +163,15 @@
     return [low - padding, high + padding];
   }
 
-  function makeScales(chart) {
+  function makeScales(chart, chartWidth) {
     const [low, high] = valueRange(chart);
-    const width = CHART.width - CHART.left - CHART.right;
+    const width = chartWidth - CHART.left - CHART.right;
     const height = CHART.height - CHART.top - CHART.bottom;
     const span = Math.max(chart.due - chart.start, 1);
     return {
       low: low,
       high: high,
+      width: chartWidth,
       x: (time) => CHART.left + ((time - chart.start) / span) * width,
       y: (value) => CHART.top + (1 - (value - low) / (high - low)) * height,
     };
@@ -179,22 +189,36 @@
     for (const tick of valueTicks(scales.low, scales.high)) {
       const y = scales.y(tick).toFixed(1);
       group.append(svgElement("line", {
-        class: "grid", x1: CHART.left, x2: CHART.width - CHART.right, y1: y, y2: y,
+        class: "grid", x1: CHART.left, x2: scales.width - CHART.right, y1: y, y2: y,
       }));
       const label = svgElement("text", { class: "tick y-tick", x: CHART.left - 6, y: y });
       label.textContent = formatNumber(tick);
       group.append(label);
     }
-    const times = timeTicks(chart.start, chart.due);
-    for (const tick of times.ticks) {
-      const x = scales.x(tick).toFixed(1);
-      group.append(svgElement("line", { class: "grid", x1: x, x2: x, y1: CHART.top, y2: bottom }));
-      // A label at the right edge is anchored at its end, so it stays inside.
-      const atEdge = scales.x(tick) > CHART.width - CHART.right - 40;
+    const times = timeTicks(chart.start, chart.due, scales.width - CHART.left - CHART.right);
+    // Labels are placed from right to left, so the due date keeps its label.
+    // The rightmost label is anchored at its end to stay inside the chart,
+    // and a label that would overlap the one to its right is left out.
+    let nextLabelLeft = Infinity;
+    for (const tick of times.ticks.slice().reverse()) {
+      const x = scales.x(tick);
+      group.append(svgElement("line", {
+        class: "grid", x1: x.toFixed(1), x2: x.toFixed(1), y1: CHART.top, y2: bottom,
+      }));
+      const text = (times.daily ? dayFormat : hourFormat).format(new Date(tick * 1000));
+      const halfWidth = (text.length * LABEL_CHARACTER_PIXELS) / 2;
+      const atEdge = x + halfWidth > scales.width - CHART.right;
+      const right = atEdge ? x : x + halfWidth;
+      if (right + LABEL_GAP_PIXELS > nextLabelLeft) {
+        continue;
+      }
+      nextLabelLeft = right - 2 * halfWidth;
       const label = svgElement("text", {
-        class: atEdge ? "tick x-tick x-tick-end" : "tick x-tick", x: x, y: bottom + 16,
+        class: atEdge ? "tick x-tick x-tick-end" : "tick x-tick",
+        x: x.toFixed(1),
+        y: bottom + 16,
       });
-      label.textContent = (times.daily ? dayFormat : hourFormat).format(new Date(tick * 1000));
+      label.textContent = text;
       group.append(label);
     }
   }
@@ -208,12 +232,17 @@
     group.append(svgElement("path", { class: className, d: pathData(points, scales) + " Z" }));
   }
 
-  function drawChart(kr) {
+  function chartWidth(container) {
+    const width = Math.round(container.clientWidth) || CHART.width;
+    return Math.min(Math.max(width, MIN_CHART_WIDTH), MAX_CHART_WIDTH);
+  }
+
+  function drawChart(kr, width) {
     const chart = kr.chart;
-    const scales = makeScales(chart);
+    const scales = makeScales(chart, width);
     const root = svgElement("svg", {
       class: "chart",
-      viewBox: "0 0 " + CHART.width + " " + CHART.height,
+      viewBox: "0 0 " + width + " " + CHART.height,
       role: "img",
       "aria-label": "Actual, glide path, target and forecast of " + kr.name,
     });
@@ -226,7 +255,7 @@
     drawBand(root, chart, scales, chart.band_80, "band band-80");
     const targetY = scales.y(chart.target).toFixed(1);
     root.append(svgElement("line", {
-      class: "target", x1: CHART.left, x2: CHART.width - CHART.right, y1: targetY, y2: targetY,
+      class: "target", x1: CHART.left, x2: width - CHART.right, y1: targetY, y2: targetY,
     }));
     root.append(svgElement("path", { class: "glide", d: pathData(chart.glide_path, scales) }));
     if (chart.actual.length) {
@@ -291,7 +320,8 @@
       element("span", "badge badge-" + kr.status, STATUS_TEXT[kr.status] || kr.status),
     );
     header.append(heading, summary);
-    article.append(header, drawChart(kr), legend());
+    const holder = element("div", "chart-holder");
+    article.append(header, holder, legend());
 
     const facts = element("dl", "facts");
     fact(facts, "Current", formatNumber(kr.current, kr.unit));
@@ -311,13 +341,21 @@
     return article;
   }
 
-  function row(cells) {
+  // ``labels`` name each cell, so a phone can show a row as a stacked list.
+  function row(cells, labels) {
     const tr = element("tr");
-    for (const cell of cells) {
-      tr.append(cell instanceof Node ? cell : element("td", null, cell));
-    }
+    cells.forEach((cell, index) => {
+      const td = cell instanceof Node ? cell : element("td", null, cell);
+      if (labels) {
+        td.dataset.label = labels[index];
+      }
+      tr.append(td);
+    });
     return tr;
   }
+
+  const ALERT_COLUMNS = ["State", "Alert", "Labels", "Active since", "Value", "Blast radius"];
+  const SOURCE_COLUMNS = ["Source", "Type", "Health", "Last success", "Polls", "Last error"];
 
   function emptyRow(text, columns) {
     const cell = element("td", "empty", text);
@@ -350,7 +388,7 @@
       return row([
         state, alert.alert, formatLabels(alert.labels), formatDateTime(alert.active_at),
         formatNumber(alert.value), blastRadius(alert.blast_radius),
-      ]);
+      ], ALERT_COLUMNS);
     });
   }
 
@@ -365,16 +403,27 @@
       return row([
         source.name, source.type, health, formatDateTime(source.last_success),
         String(source.polls), source.last_error || "",
-      ]);
+      ], SOURCE_COLUMNS);
+    });
+  }
+
+  function drawCharts(krs) {
+    const holders = document.querySelectorAll("#key-results .chart-holder");
+    holders.forEach((holder, index) => {
+      holder.replaceChildren(drawChart(krs[index], chartWidth(holder)));
     });
   }
 
   function render(data) {
+    lastData = data;
     const cards = document.getElementById("key-results");
     const krs = data.key_results || [];
     cards.replaceChildren.apply(cards, krs.length
       ? krs.map(card)
       : [element("p", "empty", "No key result has been evaluated yet.")]);
+    // Charts are drawn once the cards are in the document, so each chart
+    // can take its card's width.
+    drawCharts(krs);
     const alerts = document.getElementById("alerts");
     alerts.replaceChildren.apply(alerts, alertRows(data.alerts || []));
     const sources = document.getElementById("sources");
@@ -424,6 +473,16 @@
     }
     window.setTimeout(refresh, refreshSeconds * 1000);
   }
+
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(() => {
+      if (lastData) {
+        drawCharts(lastData.key_results || []);
+      }
+    }, RESIZE_DELAY_MILLISECONDS);
+  });
 
   const initial = JSON.parse(document.getElementById("initial-data").textContent);
   render(initial);
