@@ -87,6 +87,11 @@ def _timestamp(text: str) -> float:
     return moment.timestamp()
 
 
+def _quiet_alert_log() -> None:
+    # Replays log every state change at INFO; the report lists them instead.
+    logging.getLogger("monitor.evaluation").setLevel(logging.WARNING)
+
+
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -116,6 +121,7 @@ def _graph(args: argparse.Namespace) -> int:
 def _test_rules(args: argparse.Namespace) -> int:
     from rules.testing import run_test_file
 
+    _quiet_alert_log()
     failed_files = 0
     for path in args.files:
         result = run_test_file(path)
@@ -149,6 +155,7 @@ def _backtest(args: argparse.Namespace) -> int:
     except ConfigError as error:
         return _report_problems(args.config, error.problems, "no backtest run.")
 
+    _quiet_alert_log()
     history = config.storage.window.total_seconds()
     try:
         samples = backtest.load_samples(

@@ -62,7 +62,7 @@ def test_parse_series_labels() -> None:
     ("text", "message"),
     [
         ("9orders", r"Invalid series '9orders'"),
-        ('orders{region=eu}', r"Invalid labels in series"),
+        ("orders{region=eu}", r"Invalid labels in series"),
         ('orders{a="1",a="2"}', r"Label 'a' is repeated"),
     ],
     ids=["bad-name", "unquoted-value", "repeated-label"],
@@ -227,7 +227,10 @@ def test_run_test_file_key_result_status(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("rule_files: [rules.yaml]\ntests: [{nmae: x}]\n", r"tests\[0\]\.nmae: Unknown key 'nmae'\. Did you mean 'name'\?"),
+        (
+            "rule_files: [rules.yaml]\ntests: [{nmae: x}]\n",
+            r"tests\[0\]\.nmae: Unknown key 'nmae'\. Did you mean 'name'\?",
+        ),
         ("rule_files: [missing.yaml]\n", r"'missing.yaml' matches no file"),
         (
             "rule_files: [rules.yaml]\ntests:\n  - input_series: [{series: x, values: '1 y'}]\n",
