@@ -131,6 +131,7 @@ class DataPresence:
         self.rule = rule
         self.kpis = sorted(set(kpis))
         self.key_results = set(key_results)
+        self._cache: dict[str, dict[Labels, bool]] = {}
 
     def outcome(self, labels: Mapping[str, str]) -> Outcome:
         """Return ``NO_DATA`` or ``FALSE`` for an alert missing from the result."""
@@ -145,9 +146,9 @@ class DataPresence:
         names a key result that has no figures.
         """
         wanted = (
-            set(labels.items())
+            tuple(sorted(labels.items()))
             if series_only
-            else set(series_labels_of(self.rule, labels))
+            else series_labels_of(self.rule, labels)
         )
         key_result = dict(wanted).get("key_result")
         if (
@@ -160,13 +161,35 @@ class DataPresence:
 
         found_fresh = False
         for kpi in self.kpis:
-            own = [w for w in self.context.series(kpi) if wanted <= set(w.labels)]
+            freshness = self._freshness(kpi)
+            exact = freshness.get(wanted)
+            if exact is not None:
+                own = [exact]
+            else:
+                subset = set(wanted)
+                own = [fresh for key, fresh in freshness.items() if subset <= set(key)]
             if not own:
                 continue
-            if not any(self.context.is_fresh(window) for window in own):
+            if not any(own):
                 return False
             found_fresh = True
         return found_fresh
+
+    def any_stale(self) -> bool:
+        """Return whether any series of the rule's KPIs is stale."""
+        return any(
+            not fresh for kpi in self.kpis for fresh in self._freshness(kpi).values()
+        )
+
+    def _freshness(self, kpi: str) -> dict[Labels, bool]:
+        cached = self._cache.get(kpi)
+        if cached is None:
+            cached = {
+                window.labels: self.context.is_fresh(window)
+                for window in self.context.series(kpi)
+            }
+            self._cache[kpi] = cached
+        return cached
 
 
 def evaluate_threshold(rule: ThresholdRule, context: CycleContext) -> RuleOutcome:
@@ -185,10 +208,18 @@ def evaluate_threshold(rule: ThresholdRule, context: CycleContext) -> RuleOutcom
         expr.referenced_kpis(rule.expression),
         expr.referenced_key_results(rule.expression),
     )
-    matched: Results = {
-        alert_labels(rule, element.labels): (Outcome.TRUE, float(element.value))
-        for element in result
-    }
+    # The expression reads the last sample of a series however old it is, so
+    # an element of a stale series is no data rather than true.
+    check_elements = presence.any_stale()
+    matched: Results = {}
+    for element in result:
+        labels = alert_labels(rule, element.labels)
+        outcome = Outcome.TRUE
+        if check_elements and not presence.has_data(
+            dict(element.labels), series_only=True
+        ):
+            outcome = Outcome.NO_DATA
+        matched[labels] = (outcome, float(element.value))
     no_data = not result and not context.has_fresh_data(rule.expression)
     return RuleOutcome(
         results=matched, missing=presence.outcome, rule_has_no_data=no_data
@@ -235,10 +266,23 @@ def evaluate_dependency(
     require_presence = DataPresence(
         context, rule, expr.referenced_kpis(rule.require_expression)
     )
+    when_presence = DataPresence(
+        context,
+        rule,
+        expr.referenced_kpis(rule.when_expression),
+        expr.referenced_key_results(rule.when_expression),
+    )
+    check_elements = when_presence.any_stale()
     results: Results = {}
     started: dict[str, float] = {}
     for element in when_elements:
         labels = alert_labels(rule, element.labels)
+        if check_elements and not when_presence.has_data(
+            dict(element.labels), series_only=True
+        ):
+            results[labels] = (Outcome.NO_DATA, float(element.value))
+            continue
+
         key = alert_fingerprint(rule.alert, dict(labels))
         since = triggers.get(key, context.now)
         started[key] = since
@@ -253,12 +297,6 @@ def evaluate_dependency(
             outcome = Outcome.TRUE
         results[labels] = (outcome, float(element.value))
 
-    when_presence = DataPresence(
-        context,
-        rule,
-        expr.referenced_kpis(rule.when_expression),
-        expr.referenced_key_results(rule.when_expression),
-    )
     no_data = not when_elements and not context.has_fresh_data(rule.when_expression)
     rule_outcome = RuleOutcome(
         results=results, missing=when_presence.outcome, rule_has_no_data=no_data
