@@ -397,11 +397,18 @@ class RuleEvaluator:
         active_at = source.active_at if source.active_at is not None else now
         value = after.last_value if after.last_value is not None else before.last_value
         kr_context = status.context() if status is not None else None
+        kpi_context = None
+        if rule is not None:
+            kpi_context = kpi_graph.notification_kpi(
+                kpi_graph.graph_of(self.config), rule, after.labels
+            )
         annotations = templates.render_annotations(
             rule.annotations if rule is not None else {},
+            alert=before.alert,
             value=value,
             labels=dict(after.labels),
             key_result=kr_context,
+            kpi=kpi_context,
         )
         fired_at = source.fired_at
         notification = Notification(

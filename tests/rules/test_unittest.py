@@ -258,3 +258,26 @@ def test_cli_test_rules_exit_status(
     output = capsys.readouterr().out
     assert output.startswith("FAILED ")
     assert "FAILED, 1 of 2 checks passed." in output
+
+
+def test_run_test_file_renders_kpi_fields(tmp_path: Path) -> None:
+    rules = RULES.replace(
+        'summary: "Orders in {{ labels.region }} fell to {{ value }}."',
+        'summary: "{{ alert }} on {{ kpi.name }}: {{ kpi.labels.region }}."',
+    )
+    tests = """\
+    - input_series:
+        - series: 'orders{region="eu"}'
+          values: 5x3
+      alert_rule_test:
+        - eval_time: 3m
+          alertname: OrdersLow
+          exp_alerts:
+            - exp_labels: {severity: page, region: eu}
+              exp_annotations: {summary: "OrdersLow on orders: eu."}
+    """
+    path = write_test(tmp_path, tests)
+    (tmp_path / "rules.yaml").write_text(rules)
+    result = run_test_file(path)
+    assert result.problems == []
+    assert [str(failure) for failure in result.failures] == []
