@@ -182,7 +182,9 @@ class HttpJsonSource(Source):
                 )
             items.extend(selected)
         if not items:
-            raise SourceError("empty_result", f"{what}: the response holds no items.")
+            raise SourceError(
+                "empty_result", f"{what}: the response contains no items."
+            )
 
         zone = time_zone(self.settings.timezone, self.name)
         samples: list[Sample] = []

@@ -10,7 +10,7 @@ Three API shapes are supported, chosen by ``api``:
 - ``data_center``: Jira Data Center and Server, ``GET /rest/api/2/search``,
   the same shape as ``cloud_legacy``.
 
-With ``startAt`` paging, a count asks for ``maxResults=0`` and reads
+With ``startAt`` paging, a count requests ``maxResults=0`` and reads
 ``total``, so it costs one request. Cloud authenticates with the account's
 e-mail as ``username`` and an API token as ``password`` (basic auth); Data
 Center accepts a personal access token as ``bearer_token``.

@@ -46,7 +46,7 @@ class SpreadsheetSettings(HttpOptions, SourceSettings):
     pattern: str = "*.csv"
     """Glob of the files in ``folder``; the newest match is read."""
     url: Secret | None = None
-    """Where the table is published; it may hold a signed token."""
+    """URL of the published table; it may contain a signed token."""
     format: Literal["csv", "xlsx"] | None = None
     """Table format; by default from the file suffix or the content type."""
     sheet: str | None = None

@@ -501,7 +501,7 @@ def test_prometheus_backfill_then_instant(tmp_path: Path, local_server) -> None:
     kpi = KPIConfig(
         name="orders", source="prom", query=PrometheusQuery(promql="sum(orders)")
     )
-    # The store already holds samples up to 20 minutes ago.
+    # The store already contains samples up to 20 minutes ago.
     source = PrometheusSource(
         config, [kpi], make_context(tmp_path, {"orders": now - 1200})
     )
