@@ -223,20 +223,26 @@ def _character_at(lines: list[str], line: int, column: int) -> str:
     return ""
 
 
+def _resolve_tag(
+    loader: yaml.resolver.BaseResolver,
+    kind: type[yaml.Node],
+    value: str | None,
+    implicit: object,
+) -> str:
+    """Resolve tags as SafeLoader does, except that plain scalars keep their text."""
+    if kind is yaml.ScalarNode and isinstance(implicit, tuple) and implicit[0]:
+        return PLAIN_TAG
+    return str(yaml.resolver.BaseResolver.resolve(loader, kind, value, implicit))
+
+
+def make_compose_loader(base: type) -> type:
+    """Return a subclass of a safe loader that composes with ``_resolve_tag``."""
+    return type("ComposeLoader", (base,), {"resolve": _resolve_tag})
+
+
 # libyaml's parser, when PyYAML was built with it, composes large files about
 # ten times faster than the pure Python one; both follow SafeLoader's rules.
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _ComposeLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """A safe loader used only to compose; plain scalars keep their text."""
-
-    def resolve(
-        self, kind: type[yaml.Node], value: str | None, implicit: object
-    ) -> str:
-        if kind is yaml.ScalarNode and isinstance(implicit, tuple) and implicit[0]:
-            return PLAIN_TAG
-        return str(super().resolve(kind, value, implicit))
+_ComposeLoader = make_compose_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 class _AbortError(Exception):
