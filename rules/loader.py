@@ -17,7 +17,6 @@ import os
 import re
 from collections.abc import Collection, Iterable
 from collections.abc import Mapping as AbcMapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -447,14 +446,6 @@ class _RuleFileReader:
     def _check_dependency(self, rule: DependencyRule, path: FieldPath) -> bool:
         reader = self.reader
         valid = True
-        if rule.lag < timedelta(0):
-            valid = False
-            lag_path = (*path, "lag")
-            reader.report(
-                reader.line_of(lag_path),
-                lag_path,
-                "The lag must not be negative; write 0s or a duration such as 7d.",
-            )
         if rule.match_on is not None and rule.match_ignoring:
             valid = False
             ignoring_path = (*path, "match_ignoring")

@@ -137,6 +137,12 @@ def post_reload(krwatch: Krwatch) -> tuple[int, Any]:
         return error.code, json.loads(error.read())
 
 
+def last_success(krwatch: Krwatch) -> float:
+    stamp = metric(krwatch, "krwatch_config_last_reload_success_timestamp_seconds")
+    assert stamp is not None
+    return stamp
+
+
 def reload_succeeded_after(krwatch: Krwatch, moment: float) -> bool:
     successful = metric(krwatch, "krwatch_config_last_reload_successful")
     stamp = metric(krwatch, "krwatch_config_last_reload_success_timestamp_seconds")
@@ -169,10 +175,7 @@ def test_reload_rejects_broken_rules_and_recovers(
 
     # Fixing the file is picked up by the file watcher; the unchanged rule
     # keeps its pending alert.
-    success_stamp = metric(
-        krwatch, "krwatch_config_last_reload_success_timestamp_seconds"
-    )
-    assert success_stamp is not None
+    success_stamp = last_success(krwatch)
     write_rules(rules, PENDING_RULE.format(limit=100), NEW_RULE)
     wait_for(
         lambda: reload_succeeded_after(krwatch, success_stamp),
@@ -195,10 +198,7 @@ def test_reload_rejects_broken_rules_and_recovers(
     assert rule_names(krwatch) == ["OpenOrdersHigh", "OpenOrdersVeryHigh"]
 
     # A changed expression, reloaded on SIGHUP, starts its alert over.
-    success_stamp = metric(
-        krwatch, "krwatch_config_last_reload_success_timestamp_seconds"
-    )
-    assert success_stamp is not None
+    success_stamp = last_success(krwatch)
     write_rules(rules, PENDING_RULE.format(limit=110))
     assert krwatch.process is not None
     krwatch.process.send_signal(signal.SIGHUP)

@@ -93,7 +93,9 @@ class Engine:
         )
         return group
 
-    def add(self, kpi: str, labels: Mapping[str, str], *points: tuple[float, float]):
+    def add(
+        self, kpi: str, labels: Mapping[str, str], *points: tuple[float, float]
+    ) -> None:
         key = SeriesKey(kpi, make_labels(labels))
         times = np.array([START + offset for offset, _ in points])
         values = np.array([value for _, value in points])
