@@ -35,7 +35,7 @@ from detectors.keyresults import (
     forecast_key_result,
 )
 from detectors.keyresults._forecast import simulate_key_result
-from detectors.keyresults._pool import HISTORY_BUCKETS
+from detectors.keyresults._pool import ERROR_BUCKETS
 
 DATA = Path("/work/shared/data/m4")
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / (
@@ -88,7 +88,7 @@ def write_default_table(pool: ErrorPool) -> None:
         "# fmt: off",
         "NORMALISED_QUANTILES: dict[str, list[list[float]]] = {",
     ]
-    for bucket in HISTORY_BUCKETS:
+    for bucket in ERROR_BUCKETS:
         lines.append(f'    "{bucket}": [')
         for horizon in range(1, QUARTER_WEEKS + 1):
             row = pool.quantiles("week", bucket, horizon)

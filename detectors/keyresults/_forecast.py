@@ -14,7 +14,7 @@ from detectors.keyresults._pool import (
     NORMAL_SCORES,
     ErrorPool,
     default_quantiles,
-    history_bucket,
+    error_bucket,
 )
 from detectors.keyresults._spec import KeyResultForecast, KeyResultSpec
 from detectors.keyresults._steps import (
@@ -185,7 +185,7 @@ def simulate_key_result(
     path_ends = last_end + step_seconds * np.arange(1, horizon + 1)
     point = model.predict(horizon)
     rng = np.random.default_rng(seed)
-    bucket = history_bucket(model.history_steps)
+    bucket = error_bucket(model)
     source = "the installation's error pool" if error_pool else "built-in M4 errors"
     reason = f"Used {model.describe()} with {source}."
     current = _current_value(spec, times, data, now)

@@ -32,6 +32,8 @@ _SEASON_MIN_F_STATISTIC = 4.0
 
 SHIFT_THRESHOLD = 6.0
 """A level shift is a jump of more than this many robust step-to-step scales."""
+SHIFT_OUTLIER_FACTOR = 5.0
+"""A level shift is also more than this many robust scales of all jumps."""
 _SHIFT_WINDOW_MIN_STEPS = 4
 _SHIFT_WINDOW_MAX_STEPS = 8
 _MAD_TO_STANDARD_DEVIATION = 1.4826
@@ -152,8 +154,7 @@ def fit_model(
             shift_steps_ago = adjusted.size - shift_index
             adjusted = adjusted[shift_index:]
 
-    finite = adjusted[np.isfinite(adjusted)]
-    scale = float(np.mean(np.abs(np.diff(finite)))) if finite.size > 1 else 0.0
+    scale = _mean_absolute_step_change(adjusted)
     level, trend, alpha, beta, phi = _fit_smoothing(adjusted)
     season_origin = 0
     if phases is not None and factors is not None:
@@ -172,6 +173,26 @@ def fit_model(
         history_steps=int(adjusted.size),
         shift_steps_ago=shift_steps_ago,
     )
+
+
+def _mean_absolute_step_change(values: np.ndarray) -> float:
+    """Return the mean absolute change between neighbouring observed steps.
+
+    Only pairs of consecutive steps count, so gaps do not inflate the scale.
+    A series without such pairs falls back to changes across gaps divided by
+    the square root of the gap, as for a random walk.
+    """
+    index = np.flatnonzero(np.isfinite(values))
+    if index.size < 2:
+        return 0.0
+
+    gaps = np.diff(index)
+    changes = np.abs(np.diff(values[index]))
+    consecutive = gaps == 1
+    if np.count_nonzero(consecutive) >= 2:
+        return float(np.mean(changes[consecutive]))
+
+    return float(np.mean(changes / np.sqrt(gaps)))
 
 
 def _phases(ends: np.ndarray, step_seconds: float, period: int) -> np.ndarray:
@@ -259,7 +280,8 @@ def _find_level_shift(values: np.ndarray) -> int | None:
     The jump at each candidate index is the median of the next window minus
     the median of the previous one, less what the median step-to-step change
     explains. It counts as a shift when it exceeds ``SHIFT_THRESHOLD`` robust
-    scales of the step-to-step changes.
+    scales of the step-to-step changes and ``SHIFT_OUTLIER_FACTOR`` robust
+    scales of the jumps at all candidate indexes.
     """
     finite_index = np.flatnonzero(np.isfinite(values))
     finite = values[finite_index]
@@ -269,7 +291,9 @@ def _find_level_shift(values: np.ndarray) -> int | None:
     if finite.size < 3 * window:
         return None
 
-    changes = np.diff(finite)
+    # Changes per step, so a gap of empty steps in a trending series does not
+    # look like a jump.
+    changes = np.diff(finite) / np.diff(finite_index)
     slope = float(np.median(changes))
     deviations = np.abs(changes - slope)
     scale = _MAD_TO_STANDARD_DEVIATION * float(np.median(deviations))
@@ -279,11 +303,22 @@ def _find_level_shift(values: np.ndarray) -> int | None:
 
     windows = np.lib.stride_tricks.sliding_window_view(finite, window)
     medians = np.median(windows, axis=1)
+    centres = np.lib.stride_tricks.sliding_window_view(finite_index, window)
+    centres = np.median(centres, axis=1)
     # medians[i] covers finite[i : i + window], so a shift at k compares the
     # window that ends just before k with the window that starts at k.
-    jumps = medians[window:] - medians[:-window] - slope * window
+    trend = slope * (centres[window:] - centres[:-window])
+    jumps = medians[window:] - medians[:-window] - trend
     best = int(np.argmax(np.abs(jumps)))
-    if abs(float(jumps[best])) <= SHIFT_THRESHOLD * scale:
+    size = abs(float(jumps[best]))
+    if size <= SHIFT_THRESHOLD * scale:
+        return None
+
+    # A random walk makes large jumps everywhere, so a shift must also stand
+    # out from the typical jump of this series.
+    deviations_of_jumps = np.abs(jumps - np.median(jumps))
+    typical = _MAD_TO_STANDARD_DEVIATION * float(np.median(deviations_of_jumps))
+    if size <= SHIFT_OUTLIER_FACTOR * typical:
         return None
 
     return int(finite_index[best + window])

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from detectors.keyresults import _default_errors
-from detectors.keyresults._model import fit_model
+from detectors.keyresults._model import FittedModel, fit_model
 from detectors.keyresults._steps import (
     DAY_SECONDS,
     HOUR_SECONDS,
@@ -20,6 +20,7 @@ from detectors.keyresults._steps import (
     WEEK_SECONDS,
     aggregate_steps,
     clean_samples,
+    shortest_step,
 )
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,13 @@ QUANTILE_LEVELS = np.array([NormalDist().cdf(score) for score in NORMAL_SCORES])
 HISTORY_BUCKET_EDGES = (4, 9, 26, 52, 104, 160)
 HISTORY_BUCKETS = ("4-8", "9-25", "26-51", "52-103", "104-159", "160+")
 """History length buckets, in observed steps the model was fitted on."""
+REFIT_BUCKET = "refit"
+"""Bucket of every model refitted after a level shift, whatever its length.
+
+A refit's errors are larger than those of a model of the same length on a
+history without a break, so they are pooled apart.
+"""
+ERROR_BUCKETS = (*HISTORY_BUCKETS, REFIT_BUCKET)
 
 EXACT_HORIZON_STEPS = 13
 """Horizons up to this many steps get a bin of their own."""
@@ -68,6 +76,14 @@ def horizon_bin(horizon: int) -> int:
     ratio = math.log(horizon / EXACT_HORIZON_STEPS) / math.log(_HORIZON_BIN_GROWTH)
 
     return EXACT_HORIZON_STEPS + math.ceil(ratio)
+
+
+def error_bucket(model: FittedModel) -> str:
+    """Return the bucket whose pooled errors calibrate ``model``."""
+    if model.shift_steps_ago is not None:
+        return REFIT_BUCKET
+
+    return history_bucket(model.history_steps)
 
 
 def history_bucket(history_steps: int) -> str:
@@ -307,7 +323,7 @@ class ErrorPool:
             if model is None or model.scale <= 0.0:
                 continue
             errors = (outcome - model.predict(horizon)) / model.scale
-            self._add_errors(name, history_bucket(model.history_steps), errors)
+            self._add_errors(name, error_bucket(model), errors)
             if length >= observed:
                 break
         logger.debug("Added pooled errors for the origin at %s.", origin)
@@ -392,10 +408,14 @@ class ErrorPool:
 
 
 def _usable_steps(spacing_seconds: float) -> tuple[float, ...]:
-    """Return the steps a series sampled at this spacing can be modelled in."""
-    if spacing_seconds >= 0.9 * WEEK_SECONDS:
-        return (WEEK_SECONDS,)
-    if spacing_seconds >= 0.9 * DAY_SECONDS:
-        return (DAY_SECONDS,)
+    """Return the steps a series sampled at this spacing can be modelled in.
 
-    return (HOUR_SECONDS, DAY_SECONDS)
+    These are the steps :func:`choose_step` can pick for the series: its
+    shortest step, and daily steps as well for an hourly series, because key
+    results longer than two weeks use daily steps.
+    """
+    shortest = shortest_step(spacing_seconds)
+    if shortest == HOUR_SECONDS:
+        return (HOUR_SECONDS, DAY_SECONDS)
+
+    return (shortest,)

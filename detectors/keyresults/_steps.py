@@ -16,6 +16,18 @@ STEP_NAMES = {HOUR_SECONDS: "hour", DAY_SECONDS: "day", WEEK_SECONDS: "week"}
 
 HOURLY_SPAN_MAX_SECONDS = 14 * DAY_SECONDS
 """Key results that span at most two weeks are modelled in hourly steps."""
+MAX_SPACING_STEPS = 2.5
+"""A step is too short when samples are more than 2.5 steps apart, because
+most steps would then be empty."""
+
+
+def shortest_step(spacing_seconds: float) -> float:
+    """Return the shortest step of the ladder for a typical sample spacing."""
+    for rung in STEP_NAMES:
+        if rung * MAX_SPACING_STEPS >= spacing_seconds:
+            return rung
+
+    return WEEK_SECONDS
 
 
 def clean_samples(
@@ -57,18 +69,14 @@ def choose_step(spec: KeyResultSpec, times: np.ndarray) -> float:
     """Return the model step in seconds for a key result and its samples.
 
     The span from start to due picks hourly or daily steps. The step grows to
-    the next rung of the ladder when samples arrive less often, so a weekly
-    KPI is modelled in weeks.
+    the next rung of the ladder when samples are more than
+    ``MAX_SPACING_STEPS`` steps apart, so a weekly KPI is modelled in weeks.
     """
     span = spec.due - spec.start
     step = HOUR_SECONDS if span <= HOURLY_SPAN_MAX_SECONDS else DAY_SECONDS
     if times.size > 2:
         spacing = float(np.median(np.diff(times)))
-        for rung in STEP_NAMES:
-            if rung >= step and rung >= 0.9 * spacing:
-                return rung
-
-        return WEEK_SECONDS
+        return max(step, shortest_step(spacing))
 
     return step
 
