@@ -880,3 +880,83 @@ def test_load_config_unknown_name_among_many() -> None:
         "config.yaml:16: kpis[0].source: Unknown source 'shop99'. Did you mean "
         "'shop09'? 13 sources are defined, none with this name."
     ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckedSettings:
+    step: int = 1
+
+    def __post_init__(self) -> None:
+        if self.step <= 0:
+            raise ValueError(f"step is {self.step}; set a positive number.")
+
+
+class CheckedSource:
+    settings_class = CheckedSettings
+    query_class = None
+
+
+def test_load_config_settings_post_init_error() -> None:
+    write(Path.cwd(), "sources:\n  - name: a\n    type: checked\n    step: 0\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            "config.yaml",
+            environ={},
+            source_types={"checked": CheckedSource},
+            receiver_types={},
+        )
+
+    assert raised.value.problems == [
+        "config.yaml:2: sources[0]: step is 0; set a positive number."
+    ]
+
+
+def test_load_config_query_for_type_without_queries() -> None:
+    text = (
+        "sources:\n  - {name: a, type: checked}\n"
+        "kpis:\n  - name: k\n    source: a\n    query: {x: 1}\n"
+    )
+    write(Path.cwd(), text)
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            "config.yaml",
+            environ={},
+            source_types={"checked": CheckedSource},
+            receiver_types={},
+        )
+
+    assert raised.value.problems == [
+        "config.yaml:6: kpis[0].query: This KPI's source type takes no query; "
+        "remove the key."
+    ]
+
+
+def test_load_config_type_without_settings_rejects_keys() -> None:
+    class Bare:
+        settings_class = None
+
+    write(Path.cwd(), "receivers:\n  - {name: a, type: bare, nmae: x}\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            "config.yaml", environ={}, source_types={}, receiver_types={"bare": Bare}
+        )
+
+    assert raised.value.problems == [
+        "config.yaml:2: receivers[0].nmae: Unknown key 'nmae'. Did you mean 'name'?"
+    ]
+
+
+def test_load_config_settings_none_without_keys() -> None:
+    class Bare:
+        settings_class = None
+
+    write(Path.cwd(), "receivers:\n  - {name: a, type: bare}\n")
+
+    config = load_config(
+        "config.yaml", environ={}, source_types={}, receiver_types={"bare": Bare}
+    )
+
+    assert config.receivers[0].settings is None
