@@ -107,7 +107,7 @@ def series_labels_of(rule: Rule, labels: Mapping[str, str]) -> Labels:
 
 
 class DataPresence:
-    """Decides whether an alert's own series still has fresh data.
+    """Freshness of the series that a rule's alerts come from, for one cycle.
 
     Parameters
     ----------
@@ -262,6 +262,8 @@ def evaluate_dependency(
             (name, value) for name, value in labels if name not in rule.match_ignoring
         )
 
+    # NOTE: a requirement element of a stale series still counts as met, so a
+    # stale require KPI can hide a violation until the series leaves the window.
     met = {match_key(element.labels) for element in _elements(require)}
     require_presence = DataPresence(
         context, rule, expr.referenced_kpis(rule.require_expression)
