@@ -403,7 +403,7 @@ def _decide_by(spec: KeyResultSpec, simulation: Simulation, now: float) -> float
     The median forecast is followed until each candidate date. From that date
     on, the rate needed to reach the target is compared with the best rate
     the KPI achieved in its history. When the median forecast already meets the
-    target, the answer is the due date itself.
+    target, the function returns the due date itself.
     """
     if spec.meets_target(float(simulation.median_path[-1])):
         return spec.due

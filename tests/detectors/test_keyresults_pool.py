@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from detectors.keyresults import ErrorPool
-from detectors.keyresults._pool import default_quantiles, history_bucket, horizon_bin
+from detectors.keyresults._pool import (
+    REFIT_BUCKET,
+    _usable_steps,
+    default_quantiles,
+    history_bucket,
+    horizon_bin,
+)
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -101,3 +107,25 @@ def test_horizon_bin_boundaries(horizon: int, expected: int) -> None:
 )
 def test_history_bucket_boundaries(steps: int, expected: str) -> None:
     assert history_bucket(steps) == expected
+
+
+def test_pool_refit_errors_use_own_bucket() -> None:
+    rng = np.random.default_rng(40)
+    length = 200
+    times = NOW - WEEK * np.arange(length, 0, -1)
+    values = np.where(np.arange(length) < 150, 100.0, 160.0)
+    values = values + rng.normal(0.0, 1.0, length)
+    pool = ErrorPool(max_origins_per_update=8)
+    pool.update(times, values, NOW, key="shifted")
+    assert pool.error_count("week", REFIT_BUCKET, 1) > 0
+
+
+@pytest.mark.parametrize(
+    ("spacing_seconds", "expected"),
+    [(60.0, (3600.0, DAY)), (2 * DAY, (DAY,)), (WEEK, (WEEK,)), (30 * DAY, (WEEK,))],
+    ids=["minutes", "two-days", "weekly", "monthly"],
+)
+def test_pool_usable_steps_follow_spacing(
+    spacing_seconds: float, expected: tuple[float, ...]
+) -> None:
+    assert _usable_steps(spacing_seconds) == expected
