@@ -3,9 +3,8 @@
 :func:`build_dashboard` returns a dashboard in Grafana's classic dashboard
 JSON model: panels placed with ``gridPos`` on the 24-column grid, Prometheus
 queries whose datasource is the ``${datasource}`` template variable, and that
-variable declared in ``templating`` with type ``datasource``. Importing the
-file into Grafana therefore asks for nothing but the Prometheus data source
-to use.
+variable declared in ``templating`` with type ``datasource``. On import,
+Grafana therefore needs only the choice of a Prometheus data source.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from monitor.statuspage import (
     sort_by_risk,
 )
 from rules.expr import referenced_kpis
+from rules.graph import ALERT_KPIS_KEY, KPIGraph
 from rules.lifecycle import AlertState
 from rules.model import ForecastRule, Rule, RuleGroup, ThresholdRule
 
@@ -115,6 +116,7 @@ def alerts_data(daemon: Daemon) -> dict[str, Any]:
     downstream of them along ``drives`` edges, and the key results that track
     any of those KPIs.
     """
+    graph = KPIGraph.from_config(daemon.config)
     alerts = []
     for state in list(daemon.evaluator.alerts.values()):
         if state.state not in ACTIVE_STATES:
@@ -129,7 +131,9 @@ def alerts_data(daemon: Daemon) -> dict[str, Any]:
                 "active_at": state.active_at,
                 "fired_at": state.fired_at,
                 "value": _finite_or_none(state.last_value),
-                "blast_radius": blast_radius(daemon.config, daemon.groups, state),
+                "blast_radius": blast_radius(
+                    daemon.config, daemon.groups, state, graph
+                ),
             }
         )
     alerts.sort(key=lambda alert: (alert["state"] != "firing", alert["alert"]))
@@ -137,9 +141,18 @@ def alerts_data(daemon: Daemon) -> dict[str, Any]:
 
 
 def blast_radius(
-    config: Config, groups: Iterable[RuleGroup], state: AlertState
+    config: Config,
+    groups: Iterable[RuleGroup],
+    state: AlertState,
+    graph: KPIGraph | None = None,
 ) -> dict[str, list[str]]:
     """Return the KPIs and key results that ``state``'s alert puts at risk.
+
+    Parameters
+    ----------
+    graph : KPIGraph, optional
+        The configuration's ``drives`` graph; built from ``config`` when
+        left out.
 
     Returns
     -------
@@ -149,6 +162,7 @@ def blast_radius(
         ``key_results``: the key results the alert names or that track any
         of these KPIs. Each list is sorted and may be empty.
     """
+    graph = graph or KPIGraph.from_config(config)
     rule = _find_rule(groups, state.group, state.alert)
     kpis = _alert_kpis(rule, state)
     key_results: set[str] = set()
@@ -159,9 +173,9 @@ def blast_radius(
         if key_result.name in key_results:
             kpis.add(key_result.kpi)
 
-    downstream = downstream_kpis(config, kpis)
-    watched = kpis | downstream
-    key_results.update(kr.name for kr in config.key_results if kr.kpi in watched)
+    downstream = downstream_kpis(config, kpis, graph)
+    for kpi in kpis:
+        key_results.update(graph.key_results_at_risk(kpi))
     return {
         "kpis": sorted(kpis),
         "downstream_kpis": sorted(downstream),
@@ -170,7 +184,7 @@ def blast_radius(
 
 
 def _alert_kpis(rule: Rule | None, state: AlertState) -> set[str]:
-    recorded = state.extra.get("kpis")
+    recorded = state.extra.get(ALERT_KPIS_KEY)
     if isinstance(recorded, list | tuple):
         return {str(kpi) for kpi in recorded}
 
@@ -191,35 +205,17 @@ def _alert_kpis(rule: Rule | None, state: AlertState) -> set[str]:
     return kpis
 
 
-def downstream_kpis(config: Config, roots: Iterable[str]) -> set[str]:
+def downstream_kpis(
+    config: Config, roots: Iterable[str], graph: KPIGraph | None = None
+) -> set[str]:
     """Return every KPI reachable from ``roots`` along ``drives`` edges.
 
     The roots themselves are left out, even when a cycle leads back to them.
     """
-    edges = _drives_edges(config)
+    graph = graph or KPIGraph.from_config(config)
     start = set(roots)
-    seen: set[str] = set()
-    pending = [target for root in start for target in edges.get(root, ())]
-    while pending:
-        kpi = pending.pop()
-        if kpi in seen:
-            continue
-        seen.add(kpi)
-        pending.extend(edges.get(kpi, ()))
-    return seen - start
-
-
-def _drives_edges(config: Config) -> dict[str, list[str]]:
-    # NOTE: KPIConfig gains ``drives`` edges in a separate change; until its
-    # loader sets them, every KPI reads as having no edges and the
-    # downstream lists stay empty.
-    edges: dict[str, list[str]] = {}
-    for kpi in config.kpis:
-        for edge in getattr(kpi, "drives", ()) or ():
-            target = edge if isinstance(edge, str) else getattr(edge, "kpi", None)
-            if isinstance(target, str):
-                edges.setdefault(kpi.name, []).append(target)
-    return edges
+    reached = {item.kpi for root in start for item in graph.downstream(root)}
+    return reached - start
 
 
 def _find_rule(groups: Iterable[RuleGroup], group: str, alert: str) -> Rule | None:
@@ -289,13 +285,16 @@ def kpis_data(daemon: Daemon) -> dict[str, Any]:
                     "samples_in_window": len(times),
                 }
             )
+    graph = KPIGraph.from_config(daemon.config)
     kpis = [
         {
             "name": kpi.name,
             "source": kpi.source,
             "help": kpi.help,
             "unit": kpi.unit,
-            "downstream_kpis": sorted(downstream_kpis(daemon.config, [kpi.name])),
+            "downstream_kpis": sorted(
+                downstream_kpis(daemon.config, [kpi.name], graph)
+            ),
             "series": series.get(kpi.name, []),
         }
         for kpi in daemon.config.kpis
@@ -319,7 +318,7 @@ def key_results_data(
     dict
         ``key_results``: one entry per evaluated key result, lowest attainment
         probability first and those without a probability last. Each entry
-        holds the forecast context (forecast, 80% and 95% bands, probability,
+        contains the forecast context (forecast, 80% and 95% bands, probability,
         shortfall, required run rate, decide-by date) and ``chart``, the
         series that the status page draws.
     """

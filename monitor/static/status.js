@@ -250,6 +250,7 @@
     title.textContent = kr.name + ": forecast " + formatNumber(kr.forecast, kr.unit)
       + " against target " + formatNumber(kr.target, kr.unit);
     root.append(title);
+
     drawAxes(root, chart, scales);
     drawBand(root, chart, scales, chart.band_95, "band band-95");
     drawBand(root, chart, scales, chart.band_80, "band band-80");
@@ -257,6 +258,7 @@
     root.append(svgElement("line", {
       class: "target", x1: CHART.left, x2: width - CHART.right, y1: targetY, y2: targetY,
     }));
+
     root.append(svgElement("path", { class: "glide", d: pathData(chart.glide_path, scales) }));
     if (chart.actual.length) {
       root.append(svgElement("path", { class: "actual", d: pathData(chart.actual, scales) }));
@@ -264,6 +266,7 @@
     if (chart.forecast_path.length) {
       root.append(svgElement("path", { class: "forecast", d: pathData(chart.forecast_path, scales) }));
     }
+
     if (chart.evaluated_at >= chart.start && chart.evaluated_at <= chart.due) {
       const x = scales.x(chart.evaluated_at).toFixed(1);
       root.append(svgElement("line", {

@@ -10,7 +10,6 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -21,6 +20,13 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from monitor.api import blast_radius, downstream_kpis
+from monitor.config.model import (
+    Config,
+    KeyResultConfig,
+    KPIConfig,
+    KPIEdgeConfig,
+    ObjectiveConfig,
+)
 from monitor.daemon import Daemon
 from monitor.server import Response, Routes
 from rules.lifecycle import AlertState
@@ -38,8 +44,8 @@ def write_config(folder: Path, *, token: bool = False) -> Path:
     """Write a config with one hourly KPI and three key results around it.
 
     ``orders_total`` is a cumulative key result far above what the series
-    books, so it is forecast to miss; ``orders_level`` is a level key result
-    that the series already meets; ``orders_unknown`` selects a series that
+    books, so it is forecast to miss. ``orders_level`` is a level key result
+    that the series already meets. ``orders_unknown`` selects a series that
     does not exist.
     """
     now = time.time()
@@ -323,23 +329,44 @@ def test_sources_report_health(daemon: Daemon) -> None:
     assert sources[0]["samples"] == 24 * 9
 
 
-def edge(kpi: str) -> SimpleNamespace:
-    return SimpleNamespace(kpi=kpi)
+def kpi_with_edges(name: str, *targets: str) -> KPIConfig:
+    edges = tuple(KPIEdgeConfig(kpi=target) for target in targets)
+    return KPIConfig(name=name, source="shop", drives=edges)
 
 
-def graph_config() -> Any:
-    """A stand-in config with edges marketing -> orders -> delivery -> churn."""
-    kpis = [
-        SimpleNamespace(name="marketing", drives=(edge("orders"),)),
-        SimpleNamespace(name="orders", drives=(edge("delivery"),)),
-        SimpleNamespace(name="delivery", drives=(edge("churn"), edge("orders"))),
-        SimpleNamespace(name="churn", drives=()),
-    ]
-    key_results = [
-        SimpleNamespace(name="churn_q1", kpi="churn"),
-        SimpleNamespace(name="reach", kpi="marketing"),
-    ]
-    return SimpleNamespace(kpis=kpis, key_results=key_results)
+def key_result_on(name: str, kpi: str) -> KeyResultConfig:
+    return KeyResultConfig(
+        name=name,
+        kpi=kpi,
+        objective="grow",
+        owner="sales",
+        measure="level",
+        direction="increase",
+        baseline=0.0,
+        target=1.0,
+        period="week",
+    )
+
+
+def graph_config() -> Config:
+    """A config with edges marketing -> orders -> delivery -> churn.
+
+    delivery also drives orders back, so the graph has a cycle.
+    """
+    kpis = (
+        kpi_with_edges("marketing", "orders"),
+        kpi_with_edges("orders", "delivery"),
+        kpi_with_edges("delivery", "churn", "orders"),
+        kpi_with_edges("churn"),
+    )
+    objective = ObjectiveConfig(
+        name="grow",
+        key_results=(
+            key_result_on("churn_q1", "churn"),
+            key_result_on("reach", "marketing"),
+        ),
+    )
+    return Config(path=Path("config.yaml"), kpis=kpis, objectives=(objective,))
 
 
 def test_downstream_kpis_follow_edges_and_cycles() -> None:
