@@ -242,7 +242,9 @@ class ErrorPool:
         spacing = float(np.median(np.diff(times)))
         fitted = 0
         for step_seconds in _usable_steps(spacing):
-            origins = self._pending_origins(key, step_seconds, now)
+            # A series aggregated as means and as sums gives different errors,
+            # so each measure keeps its own log of used origins.
+            origins = self._pending_origins(f"{key}|{measure}", step_seconds, now)
             for origin in origins:
                 self._add_origin_errors(times, data, origin, step_seconds, measure)
             fitted += len(origins)

@@ -119,9 +119,9 @@ class KeyResultForecast:
     decide_by : float or None
         Last date, in epoch seconds, on which the needed run rate is still
         within the best rate the KPI achieved in its own history, when the
-        median forecast is followed until then. None when that rate is
-        already out of reach, the outcome is known or the data is
-        insufficient.
+        median forecast is followed until then. The due date itself when the
+        median forecast meets the target. None when that rate is already out
+        of reach, the outcome is known or the data is insufficient.
     reason : str
         One sentence: why the data is insufficient, or which model was used.
     """

@@ -129,3 +129,10 @@ def test_pool_usable_steps_follow_spacing(
     spacing_seconds: float, expected: tuple[float, ...]
 ) -> None:
     assert _usable_steps(spacing_seconds) == expected
+
+
+def test_pool_measures_log_origins_apart() -> None:
+    times, values = _weekly_walk(41)
+    pool = ErrorPool(max_origins_per_update=8)
+    assert pool.update(times, values, NOW, key="a", measure="level") == 8
+    assert pool.update(times, values, NOW, key="a", measure="cumulative") == 8
