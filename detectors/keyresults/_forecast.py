@@ -8,18 +8,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.keyresults._model import MIN_OBSERVED_STEPS, fit_model
+from detectors.keyresults._model import MIN_OBSERVED_STEPS, FittedModel, fit_model
 from detectors.keyresults._pool import (
     MAX_HISTORY_STEPS,
+    MIN_POOL_ERRORS,
     NORMAL_SCORES,
     ErrorPool,
     default_quantiles,
     error_bucket,
+    horizon_bin,
 )
 from detectors.keyresults._spec import KeyResultForecast, KeyResultSpec
 from detectors.keyresults._steps import (
     DAY_SECONDS,
+    HOUR_SECONDS,
     STEP_NAMES,
+    WEEK_SECONDS,
+    StepGrid,
     aggregate_steps,
     choose_step,
     clean_samples,
@@ -27,6 +32,11 @@ from detectors.keyresults._steps import (
 
 logger = logging.getLogger(__name__)
 
+_STEP_ADJECTIVES = {
+    HOUR_SECONDS: "hourly",
+    DAY_SECONDS: "daily",
+    WEEK_SECONDS: "weekly",
+}
 MAX_SIMULATED_STEPS = 32
 """Cumulative key results with more remaining steps simulate block midpoints."""
 
@@ -158,35 +168,20 @@ def simulate_key_result(
     does not depend on the target, baseline or direction, so one simulation
     can score several targets with :func:`summarise`.
     """
-    step_seconds = choose_step(spec, times)
-    grid = aggregate_steps(
-        times,
-        data,
-        anchor=spec.due,
-        now=now,
-        step_seconds=step_seconds,
-        max_steps=MAX_HISTORY_STEPS,
-        measure=spec.measure,
-    )
+    fitted = _fit_steps(spec, times, data, now, detect_shifts)
+    if isinstance(fitted, str):
+        return fitted
+
+    grid, model = fitted
+    step_seconds = grid.step_seconds
     step_name = STEP_NAMES[step_seconds]
-    if grid.observed_count < MIN_OBSERVED_STEPS:
-        return (
-            f"The series has {grid.observed_count} {step_name}ly steps with "
-            f"samples before now, and a forecast needs at least "
-            f"{MIN_OBSERVED_STEPS}."
-        )
-
-    model = fit_model(grid.values, grid.ends, step_seconds, detect_shifts=detect_shifts)
-    if model is None:
-        return f"The series has fewer than {MIN_OBSERVED_STEPS} usable steps."
-
     last_end = float(grid.ends[-1])
     horizon = max(1, round((spec.due - last_end) / step_seconds))
     path_ends = last_end + step_seconds * np.arange(1, horizon + 1)
     point = model.predict(horizon)
     rng = np.random.default_rng(seed)
     bucket = error_bucket(model)
-    source = "the installation's error pool" if error_pool else "built-in M4 errors"
+    source = _error_source(error_pool, step_name, bucket, horizon)
     reason = f"Used {model.describe()} with {source}."
     current = _current_value(spec, times, data, now)
     best_rates = _best_rates(spec.measure, grid.values, step_seconds, horizon)
@@ -219,6 +214,52 @@ def simulate_key_result(
         best_rate_per_day=best_rates,
         reason=reason,
     )
+
+
+def _fit_steps(
+    spec: KeyResultSpec,
+    times: np.ndarray,
+    data: np.ndarray,
+    now: float,
+    detect_shifts: bool,
+) -> tuple[StepGrid, FittedModel] | str:
+    """Aggregate the samples to steps and fit the model, or say why not."""
+    step_seconds = choose_step(spec, times)
+    grid = aggregate_steps(
+        times,
+        data,
+        anchor=spec.due,
+        now=now,
+        step_seconds=step_seconds,
+        max_steps=MAX_HISTORY_STEPS,
+        measure=spec.measure,
+    )
+    if grid.observed_count < MIN_OBSERVED_STEPS:
+        return (
+            f"The series has {grid.observed_count} {_STEP_ADJECTIVES[step_seconds]} "
+            f"steps with samples before now, and a forecast needs at least "
+            f"{MIN_OBSERVED_STEPS}."
+        )
+
+    model = fit_model(grid.values, grid.ends, step_seconds, detect_shifts=detect_shifts)
+    if model is None:
+        return f"The series has fewer than {MIN_OBSERVED_STEPS} usable steps."
+
+    return grid, model
+
+
+def _error_source(
+    pool: ErrorPool | None, step_name: str, bucket: str, horizon: int
+) -> str:
+    """Name where the errors at the due date come from, for the reason text."""
+    if pool is None:
+        return "built-in M4 errors"
+
+    count = pool.error_count(step_name, bucket, horizon_bin(horizon))
+    if count < MIN_POOL_ERRORS:
+        return f"built-in M4 errors, because the error pool has only {count} here"
+
+    return f"{count} pooled errors of this installation"
 
 
 def summarise(

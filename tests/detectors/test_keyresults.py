@@ -49,6 +49,7 @@ def test_forecast_clear_on_track_high_probability() -> None:
     assert result.attainment_probability > 0.9
     assert result.status == "on_track"
     assert result.lower_80 < result.forecast < result.upper_80
+    assert result.reason.endswith("with built-in M4 errors.")
 
 
 def test_forecast_clear_miss_low_probability() -> None:
@@ -153,6 +154,7 @@ def test_forecast_coverage_on_synthetic_noise() -> None:
             START + 30 * DAY,
             error_pool=pool,
         )
+        assert "pooled errors of this installation" in result.reason
         outcome = walk[-1]
         inside_80 += result.lower_80 <= outcome <= result.upper_80
         inside_95 += result.lower_95 <= outcome <= result.upper_95
@@ -172,7 +174,7 @@ def test_forecast_short_history_insufficient(count: int, expected: str) -> None:
     assert result.status == expected
     assert math.isnan(result.attainment_probability)
     assert math.isnan(result.shortfall)
-    assert result.reason.endswith(".")
+    assert result.reason.startswith(f"The series has {count} daily steps")
 
 
 def test_forecast_five_points_uses_flat_model() -> None:
