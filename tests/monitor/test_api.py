@@ -168,9 +168,11 @@ def request(
     path: str,
     method: str = "GET",
     headers: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     url = f"http://127.0.0.1:{daemon.server.port}{path}"
-    call = urllib.request.Request(url, method=method, headers=headers or {})
+    data = None if body is None else json.dumps(body).encode()
+    call = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(call, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
@@ -512,3 +514,46 @@ def test_status_page_sets_security_headers(daemon: Daemon) -> None:
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     assert b'<script src="/static/status.js"></script>' in body
+
+
+def test_silences_require_token_to_change(guarded: Daemon) -> None:
+    new = {"matchers": ["alertname=OrdersLow"], "duration": "1h"}
+    created, _, _ = request(guarded, "/api/v1/silences", "POST", body=new)
+    expired, _, _ = request(guarded, "/api/v1/silences?id=x", "DELETE")
+    listed, _, _ = request(guarded, "/api/v1/silences")
+    assert created == 401
+    assert expired == 401
+    assert listed == 200
+
+
+def test_silences_match_openapi(guarded: Daemon, openapi: dict[str, Any]) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    new = {
+        "matchers": ["alertname=OrdersLow"],
+        "duration": "1h",
+        "comment": "deploy",
+        "created_by": "ops",
+    }
+    status, _, body = request(guarded, "/api/v1/silences", "POST", auth, new)
+    created = json.loads(body)
+    assert status == 201, created
+    validate_against(
+        openapi, response_schema("/api/v1/silences", "post", "201"), created
+    )
+    listed = get_json(guarded, "/api/v1/silences")
+    validate_against(openapi, response_schema("/api/v1/silences"), listed)
+    silence_id = created["data"]["id"]
+    status, _, body = request(
+        guarded, f"/api/v1/silences?id={silence_id}", "DELETE", auth
+    )
+    expired = json.loads(body)
+    assert status == 200
+    assert expired["data"]["state"] == "expired"
+    validate_against(
+        openapi, response_schema("/api/v1/silences", "delete", "200"), expired
+    )
+    status, _, body = request(guarded, "/api/v1/silences", "POST", auth, {})
+    assert status == 400
+    validate_against(
+        openapi, response_schema("/api/v1/silences", "post", "400"), json.loads(body)
+    )
