@@ -177,8 +177,11 @@ def parse_document(text: str, display: str) -> Document:
         return document
     except yaml.reader.ReaderError as error:
         line = text.count("\n", 0, error.position) + 1
+        character = error.character
+        if isinstance(character, str):
+            character = ord(character)
         message = (
-            f"Invalid YAML: character {error.character!r} is not allowed; remove it."
+            f"Invalid YAML: the character U+{character:04X} is not allowed; remove it."
         )
         document.problems.append(Problem(file=display, line=line, message=message))
         return document

@@ -502,3 +502,12 @@ def test_yaml_timestamp_with_offset_in_reader() -> None:
 
     assert value.at == datetime(2025, 6, 1, 16, tzinfo=UTC)
     assert value.at.utcoffset() == timedelta(0)
+
+
+def test_yaml_control_character_rejected() -> None:
+    document = parse_document("a: 1\nb: x\x00y\n", "f")
+
+    assert document.root is None
+    assert [str(problem) for problem in document.problems] == [
+        "f:2: Invalid YAML: the character U+0000 is not allowed; remove it."
+    ]
