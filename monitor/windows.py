@@ -107,6 +107,9 @@ class WindowStore:
         self._windows: dict[SeriesKey, SeriesWindow] = {}
         self._blocks: dict[str, DenseBlock] = {}
         self._block_of: dict[SeriesKey, str] = {}
+        self._by_kpi: dict[str, dict[SeriesKey, None]] = {}
+        """Series of each KPI in insertion order, so a lookup by KPI does not
+        scan every series."""
         self._lock = threading.Lock()
 
     def add_samples(self, samples: Iterable[Sample]) -> None:
@@ -159,6 +162,7 @@ class WindowStore:
                     )
                 for sample in dense:
                     self._block_of[sample.key] = block
+                    self._by_kpi.setdefault(sample.key.kpi, {})[sample.key] = None
         if separate:
             self.add_samples(separate)
 
@@ -191,11 +195,13 @@ class WindowStore:
             for key in keys:
                 self._windows.pop(key, None)
                 self._block_of[key] = block
+                self._by_kpi.setdefault(key.kpi, {})[key] = None
 
     def _window(self, key: SeriesKey) -> SeriesWindow:
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = SeriesWindow(key)
+            self._by_kpi.setdefault(key.kpi, {})[key] = None
         return window
 
     def blocks(self) -> dict[str, DenseBlock]:
@@ -215,28 +221,34 @@ class WindowStore:
                 del self._windows[key]
             for key in [k for k in self._block_of if k.kpi not in kpis]:
                 del self._block_of[key]
+            for kpi in [k for k in self._by_kpi if k not in kpis]:
+                del self._by_kpi[kpi]
 
     def snapshot(
         self, kpi: str | None = None
     ) -> list[tuple[SeriesKey, np.ndarray, np.ndarray]]:
         """Return copies of the windows (of one KPI, or all)."""
         with self._lock:
-            result = [
-                (key, window.timestamps.copy(), window.values.copy())
-                for key, window in self._windows.items()
-                if kpi is None or key.kpi == kpi
-            ]
-            dense = [
-                (key, self._blocks[name])
-                for key, name in self._block_of.items()
-                if kpi is None or key.kpi == kpi
-            ]
+            keys = (
+                list(self._by_kpi.get(kpi, {})) if kpi is not None else self._all_keys()
+            )
+            result = []
+            dense = []
+            for key in keys:
+                window = self._windows.get(key)
+                if window is not None:
+                    result.append((key, window.timestamps.copy(), window.values.copy()))
+                elif key in self._block_of:
+                    dense.append((key, self._blocks[self._block_of[key]]))
         for key, block in dense:
             with block.lock:
                 times, values = block.row_series(block.rows[key])
             result.append((key, times, values))
         return result
 
+    def _all_keys(self) -> list[SeriesKey]:
+        return [*self._windows, *self._block_of]
+
     def keys(self) -> list[SeriesKey]:
         with self._lock:
-            return [*self._windows, *self._block_of]
+            return self._all_keys()
