@@ -143,6 +143,33 @@ class DenseBlock:
             return np.full(rows.shape, np.nan)
         return self.values[rows, columns[-1]]
 
+    def last_finite(
+        self, rows: np.ndarray, now: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return each row's newest finite value at or before ``now`` and its time.
+
+        A row with no finite value gets NaN for both.
+        """
+        columns = self._window_columns(now, np.inf)
+        if columns.size == 0:
+            return np.full(rows.shape, np.nan), np.full(rows.shape, np.nan)
+
+        newest = int(columns[-1])
+        values = self.values[rows, newest]
+        times = np.full(rows.shape, self.timestamps[newest])
+        missing = np.flatnonzero(np.isnan(values))
+        if missing.size:
+            # Rows absent from the newest poll are rare, so searching their
+            # whole history costs less than tracking each row's newest column.
+            history = self.values[np.ix_(rows[missing], columns)]
+            finite = np.isfinite(history)
+            found = finite.any(axis=1)
+            last = columns.size - 1 - np.argmax(finite[:, ::-1], axis=1)
+            picked = history[np.arange(missing.size), last]
+            values[missing] = np.where(found, picked, np.nan)
+            times[missing] = np.where(found, self.timestamps[columns[last]], np.nan)
+        return values, times
+
     def linear_fit(self, rows: np.ndarray, now: float, seconds: float) -> LinearFit:
         """Fit a least-squares line to each row over ``(now - seconds, now]``.
 

@@ -74,13 +74,16 @@ class _Pairs:
     operators: list[int] = field(default_factory=list)
     labels: list[Labels] = field(default_factory=list)
     """Labels of each pair's result; ``on()`` keeps none, as in PromQL."""
+    max_ages: list[float] = field(default_factory=list)
+    """Seconds after which each pair's series counts as stale."""
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def arrays(self) -> tuple[np.ndarray, ...]:
         return (
             np.asarray(self.rows, dtype=np.intp),
             np.asarray(self.other_rows, dtype=np.intp),
             np.asarray(self.thresholds, dtype=np.float64),
             np.asarray(self.operators, dtype=np.int8),
+            np.asarray(self.max_ages, dtype=np.float64),
         )
 
 
@@ -151,7 +154,10 @@ class BatchResult:
     compiled: frozenset[Hashable]
     """Rules this plan evaluated; their alerts hold only where listed below."""
     holding: Mapping[Hashable, list[tuple[Labels, float]]]
-    """For each compiled rule, the series for which the comparison holds."""
+    """For each compiled rule, the fresh series for which the comparison holds."""
+    stale: Mapping[Hashable, set[Labels]]
+    """For each compiled rule, result labels whose series is stale or absent:
+    their alerts have no data rather than a false condition."""
 
 
 class BatchPlan:
@@ -166,8 +172,14 @@ class BatchPlan:
         and resolved again when rows are added.
     """
 
-    def __init__(self, rules: Mapping[Hashable, Expr], block: DenseBlock) -> None:
+    def __init__(
+        self,
+        rules: Mapping[Hashable, Expr],
+        block: DenseBlock,
+        stale_after: Mapping[str, float] | None = None,
+    ) -> None:
         self.block = block
+        self.stale_after = dict(stale_after or {})
         self._shapes: dict[Hashable, tuple[_Shape, str, float]] = {}
         self.not_compiled: list[Hashable] = []
         for key, expression in rules.items():
@@ -203,7 +215,12 @@ class BatchPlan:
                 matched = self._match_ratio(shape, rows[0], rows[1])
             else:
                 matched = [(row, row) for row in rows[0]]
+            max_age = min(
+                self.stale_after.get(selector.kpi, np.inf)
+                for selector in shape.selectors
+            )
             for row, other in matched:
+                pairs.max_ages.append(max_age)
                 keep = not (shape.kind == "ratio" and shape.ignore_labels)
                 pairs.labels.append(self.block.keys[row].labels if keep else ())
                 pairs.rules.append(rule)
@@ -277,16 +294,34 @@ class BatchPlan:
                 self._resolve()
             self._fits = {}
             holding: dict[Hashable, list[tuple[Labels, float]]] = {}
+            stale: dict[Hashable, set[Labels]] = {}
             for group_key, arrays in self._arrays.items():
                 values = self._values(group_key, arrays, now)
-                hits = _compare(values, arrays[2], arrays[3])
+                ages = now - self._newest_times(group_key, arrays, now)
+                fresh = ages <= arrays[4]
+                hits = _compare(values, arrays[2], arrays[3]) & fresh
                 rules = self._rule_of_pair[group_key]
                 labels = self._labels_of_pair[group_key]
                 for index in np.flatnonzero(hits):
                     holding.setdefault(rules[index], []).append(
                         (labels[index], float(values[index]))
                     )
-        return BatchResult(compiled=self.compiled, holding=holding)
+                for index in np.flatnonzero(~fresh):
+                    stale.setdefault(rules[index], set()).add(labels[index])
+        return BatchResult(compiled=self.compiled, holding=holding, stale=stale)
+
+    def _newest_times(
+        self,
+        group_key: tuple[str, float, float | None],
+        arrays: tuple[np.ndarray, ...],
+        now: float,
+    ) -> np.ndarray:
+        """Return the time of each pair's newest finite sample (NaN if none)."""
+        _, times = self.block.last_finite(arrays[0], now)
+        if group_key[0] == "ratio":
+            _, other = self.block.last_finite(arrays[1], now)
+            times = np.minimum(times, other)
+        return np.where(np.isnan(times), -np.inf, times)
 
     def _values(
         self,
@@ -297,11 +332,11 @@ class BatchPlan:
         kind, window, horizon = group_key
         rows, other_rows = arrays[0], arrays[1]
         if kind == "last":
-            return self.block.last_values(rows, now)
+            return self.block.last_finite(rows, now)[0]
         if kind == "ratio":
             with np.errstate(divide="ignore", invalid="ignore"):
-                numerator = self.block.last_values(rows, now)
-                denominator = self.block.last_values(other_rows, now)
+                numerator = self.block.last_finite(rows, now)[0]
+                denominator = self.block.last_finite(other_rows, now)[0]
                 ratio = numerator / denominator
             ratio[denominator == 0] = np.nan
             return ratio

@@ -141,3 +141,25 @@ def test_dense_block_fit_of_exact_line() -> None:
 )
 def test_compile_shape_rejects_other_shapes(text: str) -> None:
     assert compile_shape(parse(text)) is None
+
+
+def test_batch_reports_stale_series_instead_of_holding() -> None:
+    block = DenseBlock(16)
+    a, b = SeriesKey("k", (("s", "a"),)), SeriesKey("k", (("s", "b"),))
+    block.append(0.0, [a, b], np.array([5.0, 5.0]))
+    for column in range(1, 5):
+        block.append(60.0 * column, [a], np.array([5.0]))
+    plan = BatchPlan({"r": parse('kpi("k") > 1')}, block, stale_after={"k": 120.0})
+    result = plan.evaluate(240.0)
+    assert result.holding == {"r": [((("s", "a"),), 5.0)]}
+    assert result.stale == {"r": {(("s", "b"),)}}
+
+
+def test_dense_block_last_finite_looks_back_past_gaps() -> None:
+    block = DenseBlock(8)
+    a, b = SeriesKey("a"), SeriesKey("b")
+    block.append(0.0, [a, b], np.array([1.0, 2.0]))
+    block.append(60.0, [a], np.array([3.0]))
+    values, times = block.last_finite(np.array([0, 1]), 60.0)
+    assert values.tolist() == [3.0, 2.0]
+    assert times.tolist() == [60.0, 0.0]
