@@ -323,7 +323,12 @@ def key_results_data(
         series that the status page draws.
     """
     statuses = list(daemon.key_result_statuses.values())
-    windows = {key: (times, values) for key, times, values in daemon.windows.snapshot()}
+    # Copy only the windows of KPIs that key results track, not every series.
+    windows = {
+        key: (times, values)
+        for kpi in {status.config.kpi for status in statuses}
+        for key, times, values in daemon.windows.snapshot(kpi)
+    }
     results = []
     for status in sort_by_risk(statuses):
         entry = dict(status.context())

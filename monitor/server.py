@@ -107,6 +107,15 @@ class Routes:
         self._prefixes.append((method, prefix, handler, _protect(method, protected)))
         self._prefixes.sort(key=lambda entry: len(entry[1]), reverse=True)
 
+    def endpoints(self) -> list[tuple[str, str]]:
+        """Return every routed (method, path), with prefixes ending in ``/``.
+
+        ``GET /metrics`` is included because ``dispatch`` serves it itself.
+        """
+        routed = [("GET", "/metrics"), *self._handlers]
+        routed.extend((method, prefix) for method, prefix, _, _ in self._prefixes)
+        return sorted(set(routed))
+
     def _find(self, method: str, path: str) -> tuple[Handler, bool] | None:
         entry = self._handlers.get((method, path))
         if entry is not None:

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from monitor.api import blast_radius, downstream_kpis
+from monitor.api import blast_radius, build_routes, downstream_kpis
 from monitor.config.model import (
     Config,
     KeyResultConfig,
@@ -213,6 +213,17 @@ def validate_against(
 def test_openapi_document_is_valid_openapi_31(openapi: dict[str, Any]) -> None:
     validate_openapi(openapi)
     assert openapi["openapi"] == "3.1.0"
+
+
+def test_openapi_documents_every_route(daemon: Daemon, openapi: dict[str, Any]) -> None:
+    documented = {
+        (method.upper(), path.replace("{file}", ""))
+        for path, operations in openapi["paths"].items()
+        for method in operations
+    }
+    routed = set(build_routes(daemon).endpoints())
+    assert routed - documented == set()
+    assert documented - routed == set()
 
 
 def test_openapi_served_matches_file(daemon: Daemon, openapi: dict[str, Any]) -> None:
