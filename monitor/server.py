@@ -58,7 +58,7 @@ class Routes:
     registry : CollectorRegistry
         Registry that ``GET /metrics`` serves.
     token : callable
-        Returns the configured API token, or None when no token is set; it
+        Returns the configured API token, or None when no token is set. It
         is called on each request, so a reload that changes the token takes
         effect at once.
     """
