@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
@@ -26,6 +27,7 @@ from exporters.metrics import (
     SourcePoint,
     StateCollector,
 )
+from monitor._batch_rules import BatchRules
 from monitor._filewatch import FileWatcher
 from monitor.api import build_routes
 from monitor.config import load_config, resolve_rule_files
@@ -40,6 +42,7 @@ from monitor.health import (
 )
 from monitor.keyresults import KeyResultEvaluator, KeyResultStatus
 from monitor.notify import Notifier
+from monitor.series import SeriesKey
 from monitor.server import HttpServer
 from monitor.sources import SOURCE_TYPES, Source, SourceContext
 from monitor.store import Store
@@ -110,10 +113,10 @@ class Daemon:
 
     def start(self) -> None:
         """Load history, start the HTTP server, the scheduler and delivery."""
+        self._build_sources()
         loaded = self._load_history()
         self.server.start()
         self.notifier.start()
-        self._build_sources()
         self._schedule()
         self.scheduler.start()
         self.watcher.start()
@@ -141,12 +144,24 @@ class Daemon:
         logger.info("krwatch stopped cleanly")
 
     def _load_history(self) -> int:
+        """Load the stored window; series of aligned sources go to dense blocks."""
         since = time.time() - self.config.storage.window.total_seconds()
-        kpis = {kpi.name for kpi in self.config.kpis}
+        source_of = {kpi.name: kpi.source for kpi in self.config.kpis}
+        aligned = {s.name: s for s in self.sources.values() if s.aligned_samples}
+        blocks: dict[str, dict[SeriesKey, tuple[np.ndarray, np.ndarray]]] = {}
         loaded = 0
-        for key, (times, values) in self.store.load_windows(since, kpis).items():
-            self.windows.add_arrays(key, times, values)
+        for key, (times, values) in self.store.load_windows(
+            since, set(source_of)
+        ).items():
             loaded += len(times)
+            source = source_of.get(key.kpi)
+            if source in aligned:
+                blocks.setdefault(source, {})[key] = (times, values)
+            else:
+                self.windows.add_arrays(key, times, values)
+        for name, history in blocks.items():
+            interval = aligned[name].config.interval.total_seconds()
+            self.windows.load_block(name, history, interval)
         return loaded
 
     def _build_sources(self) -> None:
@@ -259,7 +274,11 @@ class Daemon:
         try:
             result = source.poll(now)
             inserted = self.store.append_samples(result.samples)
-            self.windows.add_samples(result.samples)
+            if source.aligned_samples:
+                interval = source.config.interval.total_seconds()
+                self.windows.add_poll(name, result.samples, interval)
+            else:
+                self.windows.add_samples(result.samples)
         except Exception as error:
             logger.exception("Polling source %s failed", name)
             self.instruments.poll_errors.labels(name, "internal").inc()
@@ -374,6 +393,7 @@ class Daemon:
         self.windows.drop_kpis_except({kpi.name for kpi in config.kpis})
         self.evaluator.config = config
         self.evaluator.stale_after = stale_after_seconds(config)
+        self.evaluator.batches = BatchRules(self.windows, self.evaluator.stale_after)
         self.evaluator.apply_rules(groups)
         self.key_results.key_results = config.key_results
         self.key_result_statuses = {

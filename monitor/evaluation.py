@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from exporters import outbox
 from exporters.notification import Notification
+from monitor._batch_rules import BatchRules
 from monitor._rule_kinds import (
     DetectorBank,
     DetectorReading,
@@ -171,6 +172,7 @@ class RuleEvaluator:
         self.reports: dict[str, GroupReport] = {}
         self.stale_after = stale_after_seconds(config)
         self.detectors = DetectorBank()
+        self.batches = BatchRules(windows, self.stale_after)
         self._readings: dict[RuleKey, list[DetectorReading]] = {}
         self._triggers: dict[tuple[str, str, str], dict[str, float]] = {}
         self._rules: dict[RuleKey, Rule] = {}
@@ -237,9 +239,12 @@ class RuleEvaluator:
             ordered = sorted(
                 group.rules, key=lambda rule: not isinstance(rule, AnomalyRule)
             )
+            batched = self._batch_outcomes(group, now)
             for rule in ordered:
                 self._rules[(group.name, rule.alert)] = rule
-                outcome = self._evaluate_rule(group, rule, context, statuses)
+                outcome = batched.get(rule.alert) or self._evaluate_rule(
+                    group, rule, context, statuses
+                )
                 if isinstance(rule, AnomalyRule):
                     _merge_scores(scores, self._readings.get((group.name, rule.alert)))
                 if outcome.default is Outcome.ERROR and not outcome.results:
@@ -257,6 +262,17 @@ class RuleEvaluator:
         )
         self.reports[group.name] = report
         return report
+
+    def _batch_outcomes(self, group: RuleGroup, now: float) -> dict[str, RuleOutcome]:
+        """Evaluate the group's batch-compilable threshold rules at once."""
+        try:
+            return self.batches.outcomes(group, now)
+        except Exception:
+            logger.exception(
+                "Batch evaluation of group %s failed; its rules run one by one",
+                group.name,
+            )
+            return {}
 
     def _evaluate_rule(
         self,

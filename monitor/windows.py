@@ -131,38 +131,41 @@ class WindowStore:
     ) -> None:
         """Add one poll's samples to the dense block of ``block``.
 
-        Series that already hold separate arrays (loaded from the store with
-        their own timestamps) keep them. Dense samples whose time differs from
-        the poll's newest time are dropped, so each column is one poll.
+        Each distinct timestamp newer than the block's newest column becomes
+        a column, so a backfill arrives as many columns. Samples at or before
+        the newest column repeat or predate it and are dropped. Series that
+        already hold separate arrays (loaded from the store with their own
+        timestamps) keep them.
         """
         if not samples:
             return
 
-        newest = max(sample.timestamp for sample in samples)
         with self._lock:
             separate = [s for s in samples if s.key in self._windows]
-            dense = [
-                s
-                for s in samples
-                if s.key not in self._windows and s.timestamp == newest
-            ]
             target = self._blocks.get(block)
             if target is None:
                 capacity = max(2, int(np.ceil(self.window_seconds / interval_seconds)))
                 target = self._blocks[block] = DenseBlock(capacity)
             last = target.newest_timestamp
-            # A poll at or before the newest column repeats or predates it, so
-            # its dense samples are dropped rather than reordering the block.
-            if dense and (last is None or newest > last):
-                with target.lock:
+            columns: dict[float, list[Sample]] = {}
+            for sample in samples:
+                if sample.key in self._windows:
+                    continue
+                if last is None or sample.timestamp > last:
+                    columns.setdefault(sample.timestamp, []).append(sample)
+            with target.lock:
+                for timestamp in sorted(columns):
+                    column = columns[timestamp]
                     target.append(
-                        newest,
-                        [s.key for s in dense],
-                        np.array([s.value for s in dense]),
+                        timestamp,
+                        [s.key for s in column],
+                        np.array([s.value for s in column]),
                     )
-                for sample in dense:
-                    self._block_of[sample.key] = block
-                    self._by_kpi.setdefault(sample.key.kpi, {})[sample.key] = None
+            for column in columns.values():
+                for sample in column:
+                    if sample.key not in self._block_of:
+                        self._block_of[sample.key] = block
+                        self._by_kpi.setdefault(sample.key.kpi, {})[sample.key] = None
         if separate:
             self.add_samples(separate)
 
@@ -203,6 +206,16 @@ class WindowStore:
             window = self._windows[key] = SeriesWindow(key)
             self._by_kpi.setdefault(key.kpi, {})[key] = None
         return window
+
+    def dense_kpis(self) -> dict[str, str]:
+        """Return the block of each KPI whose series all live in one dense block."""
+        with self._lock:
+            layout: dict[str, str] = {}
+            for kpi, keys in self._by_kpi.items():
+                blocks = {self._block_of.get(key) for key in keys}
+                if len(blocks) == 1 and None not in blocks:
+                    layout[kpi] = str(blocks.pop())
+            return layout
 
     def blocks(self) -> dict[str, DenseBlock]:
         with self._lock:

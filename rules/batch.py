@@ -196,10 +196,15 @@ class BatchPlan:
         self._fit_rows: dict[float, np.ndarray] = {}
         self._fit_positions: dict[tuple[str, float, float | None], np.ndarray] = {}
         self._fits: dict[float, LinearFit] = {}
+        self._resolved_rules: set[Hashable] = set()
 
     @property
     def compiled(self) -> frozenset[Hashable]:
         return frozenset(self._shapes)
+
+    def resolved(self, rule: Hashable) -> bool:
+        """Return whether ``rule`` matched at least one series at the last cycle."""
+        return rule in self._resolved_rules
 
     def _resolve(self) -> None:
         """Map every compiled rule's selectors to block rows."""
@@ -234,6 +239,9 @@ class BatchPlan:
             key: np.asarray(pairs.rules, dtype=object) for key, pairs in groups.items()
         }
         self._labels_of_pair = {key: pairs.labels for key, pairs in groups.items()}
+        self._resolved_rules = {
+            rule for pairs in groups.values() for rule in pairs.rules
+        }
         self._plan_fits()
         self._resolved_rows = len(self.block.keys)
 

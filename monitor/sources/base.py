@@ -100,6 +100,15 @@ class Source(ABC):
         self._held: dict[tuple[SeriesKey, float], Sample] = {}
 
     @property
+    def aligned_samples(self) -> bool:
+        """Whether every sample of a poll carries the poll time.
+
+        Such sources keep their series in one dense block, which the batch
+        evaluator reads as a matrix. Sources with their own timestamps do not.
+        """
+        return False
+
+    @property
     def name(self) -> str:
         return self.config.name
 

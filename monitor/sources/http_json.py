@@ -85,6 +85,10 @@ class HttpJsonSource(Source):
     settings_class: ClassVar[type] = HttpJsonSettings
     query_class: ClassVar[type] = HttpJsonQuery
 
+    @property
+    def aligned_samples(self) -> bool:
+        return all(getattr(kpi.query, "timestamp", None) is None for kpi in self.kpis)
+
     _documents: list[Any]
 
     @property

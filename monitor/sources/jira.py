@@ -76,6 +76,10 @@ class JiraSource(Source):
     query_class: ClassVar[type] = JiraQuery
 
     @property
+    def aligned_samples(self) -> bool:
+        return True
+
+    @property
     def settings(self) -> JiraSettings:
         return cast(JiraSettings, self.config.settings)
 

@@ -58,6 +58,10 @@ class PrometheusSource(Source):
     settings_class: ClassVar[type] = PrometheusSettings
     query_class: ClassVar[type] = PrometheusQuery
 
+    @property
+    def aligned_samples(self) -> bool:
+        return True
+
     def __init__(
         self, config: SourceConfig, kpis: Sequence[KPIConfig], context: SourceContext
     ) -> None:

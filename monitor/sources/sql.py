@@ -78,6 +78,12 @@ class SqlSource(Source):
     settings_class: ClassVar[type] = SqlSettings
     query_class: ClassVar[type] = SqlQuery
 
+    @property
+    def aligned_samples(self) -> bool:
+        return all(
+            getattr(kpi.query, "timestamp_column", None) is None for kpi in self.kpis
+        )
+
     def __init__(
         self, config: SourceConfig, kpis: Sequence[KPIConfig], context: SourceContext
     ) -> None:

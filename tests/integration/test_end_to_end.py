@@ -165,12 +165,13 @@ def test_kpi_and_key_result_series_reach_prometheus(stack: dict[str, Any]) -> No
         "the key result's attainment probability in Prometheus",
     )
     assert 0.0 <= float(probability[0]["value"][1]) < 0.5
+    # Scrapes before krwatch listens give up == 0, so wait for a successful one.
     scrape = wait_for(
-        lambda: prometheus.query('krwatch_kpi_value{kpi="krwatch_scrape_up"}'),
+        lambda: prometheus.query('krwatch_kpi_value{kpi="krwatch_scrape_up"} == 1'),
         60,
-        "the prometheus source's KPI",
+        "the prometheus source's KPI to read a successful scrape",
     )
-    assert float(scrape[0]["value"][1]) == 1.0
+    assert scrape[0]["metric"]["kpi"] == "krwatch_scrape_up"
     firing = wait_for(
         lambda: prometheus.query(
             'krwatch_alerts{alertstate="firing",alertname="OpenOrdersHigh"}'

@@ -31,6 +31,7 @@ FIRST_CYCLE_SECONDS = 2.0
 """Delay of a group's first evaluation after krwatch is ready."""
 
 CYCLE_SECONDS = 1.0
+LATE_CYCLE_SECONDS = 5.0
 """Evaluation interval of the rule group and the poll interval of the source."""
 
 
@@ -166,7 +167,8 @@ def test_restart_while_pending_keeps_for(
     # It fires at the first cycle after active_at + for, or, if the restart
     # took longer than that, at the first cycle after the restart.
     due = max(active_at + FOR_SECONDS, ready_at + FIRST_CYCLE_SECONDS)
-    assert fired_at <= due + 2 * CYCLE_SECONDS
+    # The scheduler may start a cycle late on a loaded machine, hence the slack.
+    assert fired_at <= due + LATE_CYCLE_SECONDS
     assert fired_at < restarted_at + FOR_SECONDS - 1.0
     assert len(fired) == 1
 
