@@ -100,6 +100,7 @@ class Daemon:
             self.windows,
             key_results=lambda: self.key_result_statuses,
             enqueue=self.notifier.enqueue,
+            failing_kpis=self.failing_kpis,
         )
         # Alerts restored from the store whose rule is gone or changed while
         # krwatch was down are resolved now.

@@ -160,8 +160,10 @@ class RuleEvaluator:
         key_results: Callable[[], Mapping[str, KeyResultStatus]],
         enqueue: Callable[[object, Notification], None],
         release: Callable[..., object] = outbox.release_inhibited,
+        failing_kpis: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self.config = config
+        self.failing_kpis = failing_kpis
         self.release = release
         self.store = store
         self.windows = windows
@@ -240,11 +242,20 @@ class RuleEvaluator:
                 group.rules, key=lambda rule: not isinstance(rule, AnomalyRule)
             )
             batched = self._batch_outcomes(group, now)
+            failing = self.failing_kpis()
+            graph = kpi_graph.graph_of(self.config) if failing else None
             for rule in ordered:
                 self._rules[(group.name, rule.alert)] = rule
-                outcome = batched.get(rule.alert) or self._evaluate_rule(
-                    group, rule, context, statuses
-                )
+                if graph is not None and failing & set(
+                    kpi_graph.rule_kpis(rule, graph)
+                ):
+                    # The source alert stands for the failure, so the rule's own
+                    # alerts follow their no-data policy instead of resolving.
+                    outcome = RuleOutcome(results={}, default=Outcome.NO_DATA)
+                else:
+                    outcome = batched.get(rule.alert) or self._evaluate_rule(
+                        group, rule, context, statuses
+                    )
                 if isinstance(rule, AnomalyRule):
                     _merge_scores(scores, self._readings.get((group.name, rule.alert)))
                 if outcome.default is Outcome.ERROR and not outcome.results:

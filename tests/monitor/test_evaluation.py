@@ -543,3 +543,23 @@ def test_restore_changed_rule_resolves_at_start(engine: Engine) -> None:
 
     assert engine.transitions()[-1] == ("OrdersHigh", "eu", "resolved")
     assert set(engine.states()) == {("OrdersVeryHigh", "eu")}
+
+
+def test_evaluate_failing_source_keeps_alert_state(engine: Engine) -> None:
+    failing: set[str] = set()
+    engine.evaluator.failing_kpis = lambda: frozenset(failing)
+    group = engine.rules(THRESHOLD.format(no_data="keep_state"))
+    engine.add("orders", {"region": "eu"}, (0, 150))
+    engine.run(group, 10)
+    # The source fails; the value it last delivered would now read false.
+    engine.add("orders", {"region": "eu"}, (15, 50))
+    failing.add("orders")
+    engine.run(group, 20)
+    assert engine.states() == {("OrdersHigh", "eu"): FIRING}
+    failing.clear()
+    engine.run(group, 30)
+    assert engine.states() == {}
+    assert engine.transitions() == [
+        ("OrdersHigh", "eu", "firing"),
+        ("OrdersHigh", "eu", "resolved"),
+    ]
