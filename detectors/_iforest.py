@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.ensemble import IsolationForest
 
 from detectors._robust import robust_scale
 from detectors.base import (
@@ -114,7 +113,7 @@ class IsolationForestDetector(BaseDetector):
 
     def _fit(self, times: FloatArray, series: FloatArray) -> None:
         self.history_ = series[-self.history :].copy()
-        self.forest_: IsolationForest | None = None
+        self.forest_: Any = None
         self._since_refit = 0
         if len(self.history_) >= self.min_samples:
             self._refit()
@@ -124,6 +123,10 @@ class IsolationForestDetector(BaseDetector):
         self.center_ = float(np.median(values))
         self.scale_ = robust_scale(values, self.center_)
         features = self._features(values)
+        # Imported here because scikit-learn takes seconds to import, and
+        # every krwatch command loads this module through the registry.
+        from sklearn.ensemble import IsolationForest
+
         forest = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, len(features)),
