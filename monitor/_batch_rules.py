@@ -33,20 +33,29 @@ class BatchRules:
         self.stale_after = dict(stale_after)
         self._plans: dict[tuple[int, str], BatchPlan] = {}
         self._layout: dict[str, str] = {}
+        self._layout_version = -1
+        self._assigned: dict[int, tuple[RuleGroup, dict[str, list[str]]]] = {}
 
     def outcomes(self, group: RuleGroup, now: float) -> dict[str, RuleOutcome]:
         """Return the outcome of each batch-evaluated rule of ``group`` by alert."""
-        layout = self.windows.dense_kpis()
-        if layout != self._layout:
-            self._plans.clear()
-            self._layout = layout
+        if self.windows.layout_version != self._layout_version:
+            self._layout_version = self.windows.layout_version
+            layout = self.windows.dense_kpis()
+            if layout != self._layout:
+                self._plans.clear()
+                self._assigned.clear()
+                self._layout = layout
         rules = {
             rule.alert: rule
             for rule in group.rules
             if isinstance(rule, ThresholdRule) and rule.expression is not None
         }
+        cached = self._assigned.get(id(group))
+        if cached is None or cached[0] is not group:
+            cached = (group, self._assign(rules, self._layout))
+            self._assigned[id(group)] = cached
         outcomes: dict[str, RuleOutcome] = {}
-        for block, names in self._assign(rules, layout).items():
+        for block, names in cached[1].items():
             plan = self._plan(group, block, {name: rules[name] for name in names})
             result = plan.evaluate(now)
             for name in result.compiled:

@@ -164,6 +164,8 @@ class RuleEvaluator:
     ) -> None:
         self.config = config
         self.failing_kpis = failing_kpis
+        self._alerts_by_rule: dict[tuple[str, str], dict[str, AlertState]] | None = None
+        self._digests: dict[int, tuple[Rule, Timing, str]] = {}
         self.release = release
         self.store = store
         self.windows = windows
@@ -242,6 +244,7 @@ class RuleEvaluator:
                 group.rules, key=lambda rule: not isinstance(rule, AnomalyRule)
             )
             batched = self._batch_outcomes(group, now)
+            self._alerts_by_rule = None
             failing = self.failing_kpis()
             graph = kpi_graph.graph_of(self.config) if failing else None
             for rule in ordered:
@@ -334,6 +337,23 @@ class RuleEvaluator:
 
         return is_firing
 
+    def _own_alerts(self, group: RuleGroup, rule: Rule) -> dict[str, AlertState]:
+        """Return the alerts of one rule from the index built for this cycle."""
+        if self._alerts_by_rule is None:
+            index: dict[tuple[str, str], dict[str, AlertState]] = {}
+            for key, state in self.alerts.items():
+                index.setdefault((state.group, state.alert), {})[key] = state
+            self._alerts_by_rule = index
+        return self._alerts_by_rule.get((group.name, rule.alert), {})
+
+    def _timing_and_digest(self, rule: Rule) -> tuple[Timing, str]:
+        """Return the rule's timing and digest, computed once per rule object."""
+        cached = self._digests.get(id(rule))
+        if cached is None or cached[0] is not rule:
+            cached = (rule, timing_of(rule), rule_digest(rule))
+            self._digests[id(rule)] = cached
+        return cached[1], cached[2]
+
     def _step_rule(
         self,
         group: RuleGroup,
@@ -342,14 +362,9 @@ class RuleEvaluator:
         now: float,
         changes: _Changes,
     ) -> None:
-        timing = timing_of(rule)
-        digest = rule_digest(rule)
+        timing, digest = self._timing_and_digest(rule)
         results = dict(outcome.results)
-        own = {
-            key: state
-            for key, state in self.alerts.items()
-            if state.alert == rule.alert and state.group == group.name
-        }
+        own = self._own_alerts(group, rule)
         if outcome.rule_has_no_data and not own and rule.no_data == "alerting":
             # Nothing to attach the missing data to, so one alert without
             # series labels stands for the whole rule.
@@ -527,6 +542,7 @@ class RuleEvaluator:
         int
             The number of alerts removed.
         """
+        self._digests = {}
         now = time.time() if now is None else now
         rules = {
             (group.name, rule.alert): rule for group in groups for rule in group.rules

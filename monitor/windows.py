@@ -111,6 +111,9 @@ class WindowStore:
         """Series of each KPI in insertion order, so a lookup by KPI does not
         scan every series."""
         self._lock = threading.Lock()
+        self.layout_version = 0
+        """Grows whenever a series joins a dense block, so readers of
+        ``dense_kpis`` know when to read it again."""
 
     def add_samples(self, samples: Iterable[Sample]) -> None:
         grouped: dict[SeriesKey, tuple[list[float], list[float]]] = {}
@@ -120,6 +123,8 @@ class WindowStore:
             values.append(sample.value)
         with self._lock:
             for key, (times, values) in grouped.items():
+                if key not in self._windows:
+                    self.layout_version += 1
                 self._window(key).extend(np.array(times), np.array(values))
 
     def add_arrays(self, key: SeriesKey, times: np.ndarray, values: np.ndarray) -> None:
@@ -166,6 +171,7 @@ class WindowStore:
                     if sample.key not in self._block_of:
                         self._block_of[sample.key] = block
                         self._by_kpi.setdefault(sample.key.kpi, {})[sample.key] = None
+                        self.layout_version += 1
         if separate:
             self.add_samples(separate)
 
@@ -193,12 +199,17 @@ class WindowStore:
             matrix[row, np.searchsorted(times, stamps[keep])] = values[keep]
         target = DenseBlock(capacity)
         target.load(times, keys, matrix)
+        self.adopt_block(block, target)
+
+    def adopt_block(self, name: str, block: DenseBlock) -> None:
+        """Install a filled dense block as the block of source ``name``."""
         with self._lock:
-            self._blocks[block] = target
-            for key in keys:
+            self._blocks[name] = block
+            for key in block.keys:
                 self._windows.pop(key, None)
-                self._block_of[key] = block
+                self._block_of[key] = name
                 self._by_kpi.setdefault(key.kpi, {})[key] = None
+            self.layout_version += 1
 
     def _window(self, key: SeriesKey) -> SeriesWindow:
         window = self._windows.get(key)
@@ -234,6 +245,7 @@ class WindowStore:
                 del self._windows[key]
             for key in [k for k in self._block_of if k.kpi not in kpis]:
                 del self._block_of[key]
+            self.layout_version += 1
             for kpi in [k for k in self._by_kpi if k not in kpis]:
                 del self._by_kpi[kpi]
 

@@ -32,6 +32,7 @@ from rules.expr import (
     Expr,
     NumberLiteral,
     Selector,
+    UnaryOperation,
 )
 
 Comparison = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -93,13 +94,28 @@ def compile_shape(expression: Expr) -> tuple[_Shape, str, float] | None:
         return None
     if expression.operator not in COMPARISONS:
         return None
-    if not isinstance(expression.right, NumberLiteral):
+    threshold = _number(expression.right)
+    if threshold is None:
         return None
 
     shape = _value_shape(expression.left)
     if shape is None:
         return None
-    return shape, expression.operator, expression.right.value
+    return shape, expression.operator, threshold
+
+
+def _number(node: Expr) -> float | None:
+    """Return the value of a number literal, with an optional sign."""
+    if isinstance(node, NumberLiteral):
+        return node.value
+    if (
+        isinstance(node, UnaryOperation)
+        and node.operator in ("-", "+")
+        and isinstance(node.operand, NumberLiteral)
+    ):
+        sign = -1.0 if node.operator == "-" else 1.0
+        return sign * node.operand.value
+    return None
 
 
 def _value_shape(node: Expr) -> _Shape | None:
