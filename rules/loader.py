@@ -174,7 +174,18 @@ def _read_rule_file(
     document = read_document(path, _display(path))
     if document.root is None:
         if not document.problems:
-            return [], []  # An empty rule file has no groups.
+            # An editor that truncates a file before writing it, or a slip,
+            # would otherwise drop every rule of the file on reload and
+            # resolve their alerts.
+            empty = Problem(
+                file=_display(path),
+                line=1,
+                message=(
+                    "The rule file is empty; add a 'groups:' list, or remove "
+                    "the file from rule_files."
+                ),
+            )
+            return [], [empty]
         return [], document.problems
 
     reader = Reader(document, environ={})

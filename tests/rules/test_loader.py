@@ -95,12 +95,6 @@ def test_load_rule_file_parses_expression() -> None:
     assert rule.expression == expr.parse('kpi("churn") > 0.05')
 
 
-def test_load_rule_file_empty_file_has_no_groups() -> None:
-    write("")
-
-    assert load_rule_file("rules.yaml") == ()
-
-
 def test_load_rule_file_for_zero_fires_at_once() -> None:
     write(VALID.replace("for: 2d", "for: 0"))
 
@@ -456,3 +450,12 @@ def test_load_rule_file_shipped_example() -> None:
         "TaxiDemandCollapsed",
         "RidershipKeyResultForecastMiss",
     ]
+
+
+def test_load_rule_file_rejects_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("# every rule was deleted\n")
+    with pytest.raises(
+        ConfigError, match=r"rules.yaml:1: The rule file is empty; add a 'groups:' list"
+    ):
+        load_rule_file(path)
