@@ -136,6 +136,8 @@ def decode_json(reply: HttpReply, what: str) -> Any:
     """Decode a JSON body, naming HTML error pages and truncated documents."""
     kind = reply.headers.get("Content-Type", "unknown content type")
     start = reply.body[:_PREVIEW_BYTES]
+    if not reply.body.strip():
+        raise SourceError("invalid_json", f"{what} returned an empty body.")
     if reply.body.lstrip()[:1] == b"<":
         raise SourceError(
             "html_response",
@@ -147,6 +149,12 @@ def decode_json(reply: HttpReply, what: str) -> Any:
     except UnicodeDecodeError:
         raise SourceError(
             "invalid_json", f"{what} returned a body that is not UTF-8 text."
+        ) from None
+    except RecursionError:
+        raise SourceError(
+            "invalid_json",
+            f"{what} returned JSON nested too deeply to decode (body starts "
+            f"{start!r}).",
         ) from None
     except json.JSONDecodeError as error:
         truncated = error.pos >= len(reply.body.rstrip())

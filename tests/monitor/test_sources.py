@@ -264,8 +264,21 @@ def test_http_json_sends_headers_and_post_body(local_server) -> None:
         (200, "application/json", b'{"value": NaN}', "invalid_value"),
         (200, "application/json", b'{"value": Infinity}', "invalid_value"),
         (200, "application/json", b'{"data": []}', "empty_result"),
+        (200, "application/json", b"[" * 200_000 + b"]" * 200_000, "invalid_json"),
+        (200, "application/json", b"", "invalid_json"),
     ],
-    ids=["html", "truncated", "status-503", "null", "string", "nan", "inf", "empty"],
+    ids=[
+        "html",
+        "truncated",
+        "status-503",
+        "null",
+        "string",
+        "nan",
+        "inf",
+        "empty",
+        "deep-nesting",
+        "empty-body",
+    ],
 )
 def test_http_json_rejects_bad_responses(
     local_server, status: int, kind: str, body: bytes, reason: str
