@@ -32,30 +32,67 @@ def _list(silences: Silences) -> Response:
     return Response.json({"status": "success", "data": {"silences": data}})
 
 
+CREATE_KEYS = ("matchers", "duration", "starts_at", "ends_at", "comment", "created_by")
+
+
 def _create(silences: Silences, body: dict[str, Any]) -> Response:
     try:
-        matchers = [parse_matcher(str(text)) for text in body.get("matchers") or []]
-        if not matchers:
-            raise ValueError(
-                "A silence needs at least one matcher, such as alertname=Foo."
-            )
-        if "ends_at" in body:
-            ends_at = datetime.fromisoformat(str(body["ends_at"]))
-        else:
-            ends_at = datetime.now(UTC) + parse_duration(str(body.get("duration", "")))
-        if ends_at.tzinfo is None:
-            ends_at = ends_at.replace(tzinfo=UTC)
-        silence = silences.create(
-            matchers=matchers,
-            ends_at=ends_at,
-            comment=str(body.get("comment") or ""),
-            created_by=str(body.get("created_by") or ""),
-        )
+        fields = _silence_fields(body)
+        silence = silences.create(**fields)
     except (MatcherError, SilenceError, DurationError, ValueError) as error:
         return Response.error(HTTPStatus.BAD_REQUEST, str(error))
     return Response.json(
         {"status": "success", "data": silence.to_dict()}, HTTPStatus.CREATED
     )
+
+
+def _silence_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """Check a create request and return the arguments of ``Silences.create``."""
+    unknown = sorted(k for k in body if not k.startswith("_") and k not in CREATE_KEYS)
+    if unknown:
+        raise ValueError(
+            f"Unknown field {unknown[0]!r}; a silence has {', '.join(CREATE_KEYS)}."
+        )
+    texts = body.get("matchers")
+    if not isinstance(texts, list) or not texts:
+        raise ValueError(
+            "A silence needs 'matchers', a list of at least one matcher such as "
+            '"alertname=Foo".'
+        )
+    for name in ("comment", "created_by"):
+        if not isinstance(body.get(name, ""), str):
+            raise ValueError(f"Field {name!r} must be a string.")
+    starts_at = _moment(body, "starts_at") or datetime.now(UTC)
+    ends_at = _moment(body, "ends_at")
+    if ends_at is None:
+        if "duration" not in body:
+            raise ValueError("Give 'duration' (such as 2h) or 'ends_at'.")
+        try:
+            ends_at = starts_at + parse_duration(str(body["duration"]))
+        except OverflowError:
+            raise ValueError(
+                f"The duration {body['duration']!r} ends past the year 9999."
+            ) from None
+    return {
+        "matchers": [parse_matcher(str(text)) for text in texts],
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "comment": body.get("comment", ""),
+        "created_by": body.get("created_by", ""),
+    }
+
+
+def _moment(body: dict[str, Any], name: str) -> datetime | None:
+    if name not in body:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(body[name]).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"Field {name!r} is {str(body[name])[:60]!r}, not an ISO 8601 time "
+            "such as 2026-12-04T18:00:00Z."
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _expire(silences: Silences, body: dict[str, Any]) -> Response:

@@ -127,7 +127,7 @@ class Routes:
         return None
 
     def _path_known(self, path: str) -> bool:
-        if any(known == path for _, known in self._handlers):
+        if path == "/metrics" or any(known == path for _, known in self._handlers):
             return True
         return any(path.startswith(prefix) for _, prefix, _, _ in self._prefixes)
 
@@ -192,9 +192,9 @@ def _make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self, method: str) -> None:
             parts = urlsplit(self.path)
-            body = self._read_body()
+            body, problem = self._read_body()
             if body is None:
-                response = Response.error(
+                response = problem or Response.error(
                     HTTPStatus.BAD_REQUEST, "The request body is not a JSON object."
                 )
             else:
@@ -215,17 +215,34 @@ def _make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(response.body)
 
-        def _read_body(self) -> dict[str, Any] | None:
-            length = int(self.headers.get("Content-Length") or 0)
+        def _read_body(self) -> tuple[dict[str, Any] | None, Response | None]:
+            """Return the JSON object of the body, or the error response."""
+            header = self.headers.get("Content-Length") or "0"
+            try:
+                length = int(header)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.close_connection = True
+                return None, Response.error(
+                    HTTPStatus.BAD_REQUEST,
+                    f"Invalid Content-Length {header[:40]!r}; send the body "
+                    "length in bytes.",
+                )
             if length == 0:
-                return {}
+                return {}, None
             if length > MAX_REQUEST_BYTES:
-                return None
+                self.close_connection = True
+                return None, Response.error(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    f"The request body has {length} bytes; the limit is "
+                    f"{MAX_REQUEST_BYTES}.",
+                )
             try:
                 payload = json.loads(self.rfile.read(length))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return None
-            return payload if isinstance(payload, dict) else None
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                return None, None
+            return (payload, None) if isinstance(payload, dict) else (None, None)
 
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug("HTTP %s", format % args)

@@ -58,10 +58,27 @@ def test_silence_api_requires_token(routes: Routes) -> None:
     ("body", "message"),
     [
         ({"duration": "1h"}, b"at least one matcher"),
+        ({"matchers": ["a=b"], "duration": "999999w"}, b"past the year 9999"),
+        ({"matchers": ["a=b"]}, b"Give 'duration'"),
+        (
+            {"matchers": ["a=b"], "duration": "1h", "created_by": ["x"]},
+            b"must be a string",
+        ),
+        ({"matchers": ["a=b"], "duration": "1h", "bogus": 1}, b"Unknown field 'bogus'"),
+        ({"matchers": ["a=b"], "ends_at": "garbage"}, b"not an ISO 8601 time"),
         ({"matchers": ["no operator"], "duration": "1h"}, b"Invalid matcher"),
         ({"matchers": ["a=b"], "duration": "soon"}, b"Invalid duration"),
     ],
-    ids=["no-matchers", "bad-matcher", "bad-duration"],
+    ids=[
+        "no-matchers",
+        "overflow",
+        "no-end",
+        "wrong-type",
+        "unknown-key",
+        "bad-time",
+        "bad-matcher",
+        "bad-duration",
+    ],
 )
 def test_silence_api_rejects_bad_requests(
     routes: Routes, body: dict[str, object], message: bytes
@@ -69,3 +86,23 @@ def test_silence_api_rejects_bad_requests(
     response = routes.dispatch("POST", "/api/v1/silences", AUTH, body)
     assert response.status == 400
     assert message in response.body
+
+
+def test_routes_reject_wrong_method_on_metrics(routes: Routes) -> None:
+    response = routes.dispatch("POST", "/metrics", {}, {})
+    assert response.status == 405
+
+
+def test_silence_api_honours_start_time(routes: Routes) -> None:
+    body = {
+        "matchers": ["a=b"],
+        "starts_at": "2999-01-01T00:00:00Z",
+        "duration": "1h",
+        "comment": "later",
+        "created_by": "ana",
+    }
+    created = routes.dispatch("POST", "/api/v1/silences", AUTH, body)
+    assert created.status == 201, created.body
+    data = __import__("json").loads(created.body)["data"]
+    assert data["starts_at"].startswith("2999-01-01T00:00:00")
+    assert data["ends_at"].startswith("2999-01-01T01:00:00")
