@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monitor.cli import problem_count
 from monitor.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def write_dashboard(args: argparse.Namespace) -> int:
         for problem in error.problems:
             sys.stderr.write(f"{problem}\n")
         sys.stderr.write(
-            f"{args.config}: {len(error.problems)} problems found; "
+            f"{args.config}: {problem_count(len(error.problems))} found; "
             "no dashboard written.\n"
         )
         return 1

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor.cli import problem_count
 from monitor.errors import ConfigError, KrwatchError
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def _write(text: str) -> None:
 def _report_problems(path: Path, problems: list[str], what: str) -> int:
     for problem in problems:
         sys.stderr.write(f"{problem}\n")
-    sys.stderr.write(f"{path}: {len(problems)} problems found; {what}\n")
+    sys.stderr.write(f"{path}: {problem_count(len(problems))} found; {what}\n")
     return 1
 
 

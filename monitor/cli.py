@@ -28,6 +28,11 @@ every parser it adds sets ``handler`` (a function of the parsed arguments
 returning the exit status) with ``set_defaults``."""
 
 
+def problem_count(count: int) -> str:
+    """Return ``count`` with the noun "problem" in the right number."""
+    return f"{count} problem" if count == 1 else f"{count} problems"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="krwatch",
@@ -74,7 +79,7 @@ def _check(path: Path) -> int:
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
-        print(f"{path}: {len(problems)} problems found.", file=sys.stderr)
+        print(f"{path}: {problem_count(len(problems))} found.", file=sys.stderr)
         return 1
 
     print(f"{path}: configuration and rule files are valid.")
@@ -90,7 +95,7 @@ def _run(path: Path) -> int:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         print(
-            f"{path}: {len(error.problems)} problems found; not started.",
+            f"{path}: {problem_count(len(error.problems))} found; not started.",
             file=sys.stderr,
         )
         return 1

@@ -53,6 +53,7 @@ from rules.model import RuleGroup
 logger = logging.getLogger(__name__)
 
 RETENTION_INTERVAL = timedelta(hours=1)
+FIRST_RETENTION_DELAY = timedelta(seconds=30)
 USER_AGENT = "krwatch/0.1"
 
 
@@ -260,6 +261,9 @@ class Daemon:
             id="retention",
             max_instances=1,
             coalesce=True,
+            # The first polls may bring more history than the window holds,
+            # such as a whole CSV file, so the first trim comes soon.
+            next_run_time=now + FIRST_RETENTION_DELAY,
             replace_existing=True,
         )
 
