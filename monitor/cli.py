@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
@@ -28,6 +29,13 @@ every parser it adds sets ``handler`` (a function of the parsed arguments
 returning the exit status) with ``set_defaults``."""
 
 
+def _version() -> str:
+    try:
+        return metadata.version("krwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def problem_count(count: int) -> str:
     """Return ``count`` with the noun "problem" in the right number."""
     return f"{count} problem" if count == 1 else f"{count} problems"
@@ -38,6 +46,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="krwatch",
         description="Watch business KPIs and OKR key results.",
     )
+    parser.add_argument("--version", action="version", version=f"krwatch {_version()}")
     parser.add_argument(
         "--log-level",
         default="info",
