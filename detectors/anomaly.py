@@ -9,6 +9,7 @@ from detectors._cusum import CusumDetector
 from detectors._ensemble import RobustEnsembleDetector
 from detectors._ewma import EwmaDetector
 from detectors._iforest import IsolationForestDetector
+from detectors._likelihood import LikelihoodEnsembleDetector
 from detectors._robust_z import RobustZDetector
 from detectors._seasonal import SeasonalMadDetector
 from detectors.base import BaseDetector, DetectorResult
@@ -21,6 +22,7 @@ DETECTOR_TYPES: dict[str, type[BaseDetector]] = {
     "seasonal_mad": SeasonalMadDetector,
     "isolation_forest": IsolationForestDetector,
     "robust_ensemble": RobustEnsembleDetector,
+    "likelihood_ensemble": LikelihoodEnsembleDetector,
 }
 """Detector class by the ``type`` name used in anomaly rules."""
 
@@ -54,6 +56,7 @@ __all__ = [
     "DetectorResult",
     "EwmaDetector",
     "IsolationForestDetector",
+    "LikelihoodEnsembleDetector",
     "RobustEnsembleDetector",
     "RobustZDetector",
     "SeasonalMadDetector",

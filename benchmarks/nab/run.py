@@ -51,6 +51,7 @@ NAB_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "seasonal_mad": ("seasonal_mad", {}),
     "isolation_forest": ("isolation_forest", {}),
     "robust_ensemble": ("robust_ensemble", {"cooldown": 2500}),
+    "likelihood_ensemble": ("likelihood_ensemble", {}),
 }
 
 

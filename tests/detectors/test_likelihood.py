@@ -1,0 +1,122 @@
+"""Tests of LikelihoodEnsembleDetector on seeded synthetic series."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from detectors.anomaly import LikelihoodEnsembleDetector, make_detector
+from detectors.base import STATUS_INSUFFICIENT_DATA, STATUS_OK, DetectorResult
+from detectors.errors import DataQualityWarning, InvalidParameterError
+
+START = 1_700_000_000.0
+STEP_SECONDS = 300.0
+N_ROWS = 3000
+SEEDS = pytest.mark.parametrize("seed", [0, 1, 2], ids=["seed0", "seed1", "seed2"])
+
+
+def noisy_series(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian noise around 100 with unit sigma, one row every 5 minutes."""
+    rng = np.random.default_rng(seed)
+    times = START + np.arange(N_ROWS) * STEP_SECONDS
+    return times, 100.0 + rng.normal(0.0, 1.0, N_ROWS)
+
+
+def stream(times: np.ndarray, values: np.ndarray, **params: object) -> DetectorResult:
+    detector = LikelihoodEnsembleDetector(**params)  # type: ignore[arg-type]
+    return detector.fit(times[:0], values[:0]).score(times, values)
+
+
+@SEEDS
+def test_likelihood_spike_flagged_once_at_onset(seed: int) -> None:
+    times, values = noisy_series(seed)
+    values[2000] += 10.0
+    result = stream(times, values)
+    assert list(np.flatnonzero(result.flag)) == [2000]
+
+
+@SEEDS
+def test_likelihood_level_shift_flagged_once_near_onset(seed: int) -> None:
+    times, values = noisy_series(seed)
+    values[2000:] += 5.0
+    result = stream(times, values)
+    flagged = np.flatnonzero(result.flag)
+    assert len(flagged) == 1
+    assert 2000 <= flagged[0] <= 2005
+
+
+@SEEDS
+def test_likelihood_clean_series_not_flagged(seed: int) -> None:
+    times, values = noisy_series(seed)
+    result = stream(times, values)
+    assert not result.flag.any()
+    assert result.anomaly_score.max() < 0.5
+    assert result.overall_status == STATUS_OK
+
+
+def test_likelihood_second_anomaly_after_cooldown_flagged() -> None:
+    times, values = noisy_series(0)
+    values[[1500, 1550, 1700]] += 10.0
+    result = stream(times, values, cooldown=100)
+    flagged = np.flatnonzero(result.flag)
+    assert len(flagged) == 2
+    assert flagged[0] == 1500
+    assert 1700 <= flagged[1] <= 1704
+
+
+def test_likelihood_cooldown_zeroes_scores() -> None:
+    times, values = noisy_series(0)
+    values[1500:1520] += 10.0
+    result = stream(times, values, cooldown=100)
+    assert result.anomaly_score[1500] > 0.5
+    assert np.all(result.anomaly_score[1501:1601] == 0.0)
+
+
+def test_likelihood_anomaly_score_equals_score() -> None:
+    times, values = noisy_series(1)
+    values[2000] += 10.0
+    result = stream(times, values)
+    np.testing.assert_array_equal(result.anomaly_score, result.score)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.empty(0), np.array([3.0]), np.full(40, 7.0), np.full(20, np.nan)],
+    ids=["empty", "one-value", "shorter-than-min-samples", "all-nan"],
+)
+def test_likelihood_short_input_insufficient(values: np.ndarray) -> None:
+    times = START + np.arange(len(values)) * STEP_SECONDS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        result = stream(times, values)
+    assert result.overall_status == STATUS_INSUFFICIENT_DATA
+    assert np.all(result.status == STATUS_INSUFFICIENT_DATA)
+    assert not result.flag.any()
+
+
+def test_likelihood_huge_values_finite() -> None:
+    times, values = noisy_series(2)
+    values[::2] = 1e300
+    with np.errstate(all="raise"):
+        result = stream(times, values)
+    assert np.all(np.isfinite(result.score))
+    assert np.all((result.anomaly_score >= 0) & (result.anomaly_score <= 1))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"short_window": 0}, r"'short_window' .* \[1, inf\); got 0"),
+        ({"threshold": 1.0}, r"'threshold' .* \(0, 1\); got 1\.0"),
+        ({"min_sigma": 0.0}, r"'min_sigma' .* \(0, inf\); got 0\.0"),
+    ],
+    ids=["zero-short-window", "threshold-one", "zero-min-sigma"],
+)
+def test_likelihood_invalid_parameter_rejected(
+    params: dict[str, object], message: str
+) -> None:
+    detector = make_detector("likelihood_ensemble", **params)
+    with pytest.raises(InvalidParameterError, match=message):
+        detector.fit([], [])
