@@ -17,6 +17,9 @@ from rules.batch import BatchPlan, compile_shape
 from rules.lifecycle import Outcome
 from rules.model import RuleGroup, ThresholdRule
 
+NOTHING_HOLDS = RuleOutcome(results={})
+"""Shared outcome of a rule whose series are fresh and none satisfies it."""
+
 
 class BatchRules:
     """Batch plans of the rule groups of one configuration.
@@ -62,9 +65,10 @@ class BatchRules:
                 rule = rules[str(name)]
                 holding = result.holding.get(name, [])
                 stale = result.stale.get(name, set())
-                if not holding and not stale and not plan.resolved(name):
-                    continue
-                outcomes[rule.alert] = _outcome(rule, holding, stale)
+                if holding or stale:
+                    outcomes[rule.alert] = _outcome(rule, holding, stale)
+                elif plan.resolved(name):
+                    outcomes[rule.alert] = NOTHING_HOLDS
         return outcomes
 
     def _assign(

@@ -263,7 +263,12 @@ class RuleEvaluator:
                     _merge_scores(scores, self._readings.get((group.name, rule.alert)))
                 if outcome.default is Outcome.ERROR and not outcome.results:
                     failed += 1
-                self._step_rule(group, rule, outcome, now, changes)
+                if (
+                    outcome.results
+                    or self._own_alerts(group, rule)
+                    or (outcome.rule_has_no_data and rule.no_data == "alerting")
+                ):
+                    self._step_rule(group, rule, outcome, now, changes)
             self._release_inhibited(changes)
             self._commit(changes)
             if self._triggers != triggers_before:
