@@ -1,4 +1,5 @@
-"""Surprise scores of levels and steps, turned into a likelihood of anomaly."""
+"""Surprise of levels, steps and seasonal changes, turned into a likelihood
+score and reported once per anomaly."""
 
 from __future__ import annotations
 
@@ -11,40 +12,51 @@ import numpy as np
 
 from detectors.base import BaseDetector, Constraint, FloatArray, Interval, RawScores
 
-# Smallest tail probability told apart; the log-scaled score is 1 at or below it.
-TAIL_FLOOR = 1e-10
 # Scale floor relative to max(1, |mean|), so that a change from a constant
 # series has a large but finite z-score.
 CONSTANT_SCALE_RELATIVE = 1e-9
+# A value one season back counts only if it lies this fraction of a season
+# or less before the exact time.
+SEASON_TOLERANCE = 0.1
+# Maximum number of values kept for the seasonal look-up. It bounds memory
+# when many timestamps repeat.
+SEASON_HISTORY_MAX = 100_000
 
 
 class LikelihoodEnsembleDetector(BaseDetector):
     """Score how unlikely the recent surprise of a series is, and report each
-    anomaly once, at its onset.
+    anomaly once, near its onset.
 
     Three stages run on every sample, in streaming order:
 
-    1. Surprise. The z-scores of the value and of the step ``x_t - x_{t-1}``
-       are taken against exponentially weighted means and variances whose
-       memory is ``window`` samples (a plain running mean until then). The
-       larger z-score is mapped to a surprise in [0, 1]:
+    1. Surprise. Three z-scores are taken against exponentially weighted
+       means and variances with a memory of ``window`` samples (a plain
+       running mean and variance until then): of the value, of the step
+       ``x_t - x_{t-1}``, and of the seasonal change ``x_t - x_{t-P}``, where
+       ``x_{t-P}`` is the last value at least ``season_seconds`` old. The
+       largest z-score is mapped to a surprise in [0, 1]:
        ``min(1, max(0, z - z_floor) / z_span)``.
     2. Likelihood. The surprise is averaged over the last ``short_window``
-       samples. The mean and variance of that average are tracked over
-       ``likelihood_window`` samples. The tail probability ``q`` of the
-       current average under a normal law with those moments gives the score
-       ``log(q + 1e-10) / log(1e-10)``: 0 for an ordinary average, 1 for an
-       average more than about 6.4 standard deviations above the mean.
-    3. Onsets. A score counts only if it is higher than every score of the
-       ``cooldown`` samples before it; otherwise it is reported as 0. A
-       lasting anomaly therefore gives one high score when it starts.
+       samples. The mean and standard deviation of that average are tracked
+       with a memory of ``likelihood_window`` samples, the deviation floored
+       at ``min_sigma``. The distance ``d`` of the current average above the
+       mean, in standard deviations, gives the score
+       ``d / (d + distance_scale)``. The score falls as the normal tail
+       probability of the average rises, but unlike a log-scaled tail
+       probability it does not saturate, so strong anomalies stay ranked.
+    3. Cooldown. After a score above ``threshold``, the scores of the next
+       ``max(cooldown, cooldown_fraction * n)`` samples are reported as 0,
+       where ``n`` is the number of values seen. A lasting anomaly therefore
+       gives one alert when it starts, and a long series, whose anomalies
+       last longer, gets a longer quiet time.
 
     Refit policy: none is needed; every statistic moves with each sample.
 
     Parameters
     ----------
-    window : int, default=1000
-        Memory, in samples, of the mean and variance of values and steps.
+    window : int, default=8000
+        Memory, in samples, of the mean and variance of values, steps and
+        seasonal changes.
     z_floor : float, default=3.0
         z-score at or below which a sample is not surprising at all.
     z_span : float, default=6.0
@@ -56,13 +68,21 @@ class LikelihoodEnsembleDetector(BaseDetector):
     min_sigma : float, default=0.01
         Smallest standard deviation assumed for the averaged surprise, so
         that a series that was never surprising does not divide by 0.
+    distance_scale : float, default=6.0
+        Distance, in standard deviations, that maps to a score of 0.5.
     cooldown : int, default=100
-        Samples after a score during which lower or equal scores are
-        reported as 0.
+        Fewest samples after an alert whose scores are reported as 0.
     threshold : float, default=0.5
-        Score, in [0, 1], above which a sample is flagged.
+        Score, in (0, 1), above which a sample is flagged and the cooldown
+        starts.
     min_samples : int, default=50
-        Finite samples needed before scoring starts.
+        Finite samples needed before scoring starts, and before each z-score
+        is used.
+    season_seconds : float, default=86400.0
+        Season length in seconds; 0 turns the seasonal change off.
+    cooldown_fraction : float, default=0.02
+        Quiet time after an alert as a fraction of the values seen so far,
+        when that is longer than ``cooldown``.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
@@ -76,12 +96,14 @@ class LikelihoodEnsembleDetector(BaseDetector):
         "cooldown": [Interval(kind=Integral, left=0, right=None)],
         "threshold": [Interval(kind=Real, left=0, right=1, closed="neither")],
         "min_samples": [Interval(kind=Integral, left=3, right=None)],
+        "season_seconds": [Interval(kind=Real, left=0, right=None)],
+        "cooldown_fraction": [Interval(kind=Real, left=0, right=1)],
     }
 
     def __init__(
         self,
         *,
-        window: int = 1000,
+        window: int = 8000,
         z_floor: float = 3.0,
         z_span: float = 6.0,
         short_window: int = 5,
@@ -91,6 +113,8 @@ class LikelihoodEnsembleDetector(BaseDetector):
         cooldown: int = 100,
         threshold: float = 0.5,
         min_samples: int = 50,
+        season_seconds: float = 86_400.0,
+        cooldown_fraction: float = 0.02,
     ) -> None:
         self.window = window
         self.z_floor = z_floor
@@ -102,19 +126,20 @@ class LikelihoodEnsembleDetector(BaseDetector):
         self.cooldown = cooldown
         self.threshold = threshold
         self.min_samples = min_samples
+        self.season_seconds = season_seconds
+        self.cooldown_fraction = cooldown_fraction
 
     def _fit(self, times: FloatArray, series: FloatArray) -> None:
-        self.n_values_ = 0
-        self.value_mean_ = 0.0
-        self.value_var_ = 0.0
+        self.values_ = _RunningMoments()
+        self.steps_ = _RunningMoments()
+        self.seasonal_ = _RunningMoments()
         self.last_value_ = math.nan
-        self.n_steps_ = 0
-        self.step_mean_ = 0.0
-        self.step_var_ = 0.0
+        # (timestamp, value) pairs reaching back just over one season.
+        self.season_history_: deque[tuple[float, float]] = deque(
+            maxlen=SEASON_HISTORY_MAX
+        )
         self.recent_surprise_: deque[float] = deque(maxlen=self.short_window)
-        self.n_averages_ = 0
-        self.average_mean_ = 0.0
-        self.average_var_ = 0.0
+        self.averages_ = _RunningMoments()
         self.quiet_left_ = 0
         self._score_finite(times, series)
 
@@ -124,8 +149,10 @@ class LikelihoodEnsembleDetector(BaseDetector):
         lower = np.full(n_samples, np.nan)
         upper = np.full(n_samples, np.nan)
         ready = np.zeros(n_samples, dtype=bool)
-        for index, value in enumerate(series.tolist()):
-            result = self._score_one(value)
+        for index, (time, value) in enumerate(
+            zip(times.tolist(), series.tolist(), strict=True)
+        ):
+            result = self._score_one(time, value)
             if result is None:
                 continue
             score[index], lower[index], upper[index] = result
@@ -134,69 +161,116 @@ class LikelihoodEnsembleDetector(BaseDetector):
         return RawScores(score=score, lower=lower, upper=upper, ready=ready)
 
     def _normalise(self, score: FloatArray) -> FloatArray:
-        """The score is already a log-scaled probability in [0, 1]."""
+        """Return the score unchanged, because it is already in [0, 1]."""
         return score
 
-    def _score_one(self, value: float) -> tuple[float, float, float] | None:
-        """Update the state with one finite value; return its score and band,
-        or None while the history is too short."""
-        value_z, value_sigma = self._z_and_update(value, "value")
-        mean_before = self._last_mean
+    def _score_one(
+        self, time: float, value: float
+    ) -> tuple[float, float, float] | None:
+        """Update the state with one finite value and return its score and
+        band, or None while the history is too short."""
+        mean_before = self.values_.mean
+        value_z, value_sigma = self.values_.z_then_update(
+            value, self.window, self.min_samples
+        )
         step_z = 0.0
         if not math.isnan(self.last_value_):
-            step_z, _ = self._z_and_update(value - self.last_value_, "step")
+            step = value - self.last_value_
+            step_z, _ = self.steps_.z_then_update(step, self.window, self.min_samples)
         self.last_value_ = value
-        if self.n_values_ <= self.min_samples:
+        seasonal_z, earlier = self._seasonal_z(time, value)
+        z_score = max(value_z, step_z, seasonal_z)
+        if self.season_seconds > 0:
+            # A surprising value is remembered as the value a season before
+            # it, so that a spike does not come back as a dip one season later.
+            surprising = z_score > self.z_floor and not math.isnan(earlier)
+            self.season_history_.append((time, earlier if surprising else value))
+        if self.values_.count <= self.min_samples:
             return None
 
-        z_score = max(value_z, step_z)
         surprise = min(1.0, max(0.0, z_score - self.z_floor) / self.z_span)
         self.recent_surprise_.append(surprise)
         average = sum(self.recent_surprise_) / len(self.recent_surprise_)
-        raw = self._log_tail(average)
+        raw = self._likelihood_score(average)
         band = (self.z_floor + self.z_span) * value_sigma
         return self._keep_onset(raw), mean_before - band, mean_before + band
 
-    def _z_and_update(self, value: float, kind: str) -> tuple[float, float]:
-        """Return the z-score of ``value`` against the statistics of ``kind``
-        before it, and the scale used; then move the statistics."""
-        if kind == "value":
-            count, mean, var = self.n_values_, self.value_mean_, self.value_var_
-        else:
-            count, mean, var = self.n_steps_, self.step_mean_, self.step_var_
-        sigma = max(math.sqrt(var), CONSTANT_SCALE_RELATIVE * max(1.0, abs(mean)))
-        z_score = abs(value - mean) / sigma if count else 0.0
-        count += 1
-        weight = max(2.0 / (self.window + 1), 1.0 / count)
-        delta = value - mean
-        mean += weight * delta
-        var = (1.0 - weight) * (var + weight * delta * delta)
-        if kind == "value":
-            self._last_mean = self.value_mean_
-            self.n_values_, self.value_mean_, self.value_var_ = count, mean, var
-        else:
-            self.n_steps_, self.step_mean_, self.step_var_ = count, mean, var
-        return z_score, sigma
+    def _seasonal_z(self, time: float, value: float) -> tuple[float, float]:
+        """Return the z-score of the change from the value one season earlier,
+        and that value. Return 0 and NaN when no value lies within 10% of a
+        season of that time."""
+        history = self.season_history_
+        if self.season_seconds == 0 or not history:
+            return 0.0, math.nan
+        season_start = time - self.season_seconds
+        while len(history) > 1 and history[1][0] <= season_start:
+            history.popleft()
+        past_time, earlier = history[0]
+        if (
+            past_time > season_start
+            or past_time < season_start - SEASON_TOLERANCE * self.season_seconds
+        ):
+            return 0.0, math.nan
+        z_score, _ = self.seasonal_.z_then_update(
+            value - earlier, self.window, self.min_samples
+        )
+        return z_score, earlier
 
-    def _log_tail(self, average: float) -> float:
-        """Log-scaled tail probability of ``average``; then move its moments."""
-        sigma = max(math.sqrt(self.average_var_), self.min_sigma)
+    def _likelihood_score(self, average: float) -> float:
+        """Map ``average`` to [0, 1] by its distance above the mean of the
+        earlier averages, in standard deviations, then add it to their moments."""
+        moments = self.averages_
+        sigma = max(math.sqrt(moments.var), self.min_sigma)
         distance = 0.0
-        if self.n_averages_:
-            distance = max(0.0, (average - self.average_mean_) / sigma)
-        self.n_averages_ += 1
-        weight = max(2.0 / (self.likelihood_window + 1), 1.0 / self.n_averages_)
-        delta = average - self.average_mean_
-        self.average_mean_ += weight * delta
-        self.average_var_ = (1.0 - weight) * (self.average_var_ + weight * delta**2)
+        if moments.count:
+            distance = max(0.0, (average - moments.mean) / sigma)
+        moments.update(average, self.likelihood_window)
         return distance / (distance + self.distance_scale)
 
     def _keep_onset(self, raw: float) -> float:
-        """Return ``raw`` unless a score above the threshold came less than
-        ``cooldown`` samples before; then return 0."""
+        """Return ``raw``, or 0 during the quiet time after an alert."""
         if self.quiet_left_ > 0:
             self.quiet_left_ -= 1
             return 0.0
         if raw > self.threshold:
-            self.quiet_left_ = self.cooldown
+            self.quiet_left_ = max(
+                self.cooldown, int(self.cooldown_fraction * self.values_.count)
+            )
         return raw
+
+
+class _RunningMoments:
+    """Mean and variance, exponentially weighted with a memory of ``window``
+    samples, and a plain running mean and variance over the first ones."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean = 0.0
+        self.var = 0.0
+
+    def update(self, value: float, window: int) -> None:
+        self.count += 1
+        weight = max(2.0 / (window + 1), 1.0 / self.count)
+        delta = value - self.mean
+        mean = self.mean + weight * delta
+        var = (1.0 - weight) * (self.var + weight * delta * delta)
+        if math.isfinite(mean) and math.isfinite(var):
+            self.mean, self.var = mean, var
+
+    def z_then_update(
+        self, value: float, window: int, min_count: int
+    ) -> tuple[float, float]:
+        """Return the z-score of ``value`` against the moments before it and
+        the scale used, then add ``value`` to the moments.
+
+        The z-score is 0 while the moments contain fewer than ``min_count``
+        values.
+        """
+        sigma = max(
+            math.sqrt(self.var), CONSTANT_SCALE_RELATIVE * max(1.0, abs(self.mean))
+        )
+        z_score = abs(value - self.mean) / sigma if self.count >= min_count else 0.0
+        self.update(value, window)
+        if not math.isfinite(z_score):
+            z_score = 0.0
+        return z_score, sigma
