@@ -33,9 +33,10 @@ class LikelihoodEnsembleDetector(BaseDetector):
        means and variances with a memory of ``window`` samples (a plain
        running mean and variance until then): of the value, of the step
        ``x_t - x_{t-1}``, and of the seasonal change ``x_t - x_{t-P}``, where
-       ``x_{t-P}`` is the last value at least ``season_seconds`` old. The
-       largest z-score is mapped to a surprise in [0, 1]:
-       ``min(1, max(0, z - z_floor) / z_span)``.
+       ``x_{t-P}`` is the last value at least ``season_seconds`` old. Each
+       z-score is mapped to [0, 1] by ``min(1, max(0, z - z_floor) / z_span)``
+       and the surprise is the mean of the three, so an anomaly seen by
+       several views ranks above one seen by a single view.
     2. Likelihood. The surprise is averaged over the last ``short_window``
        samples. The mean and standard deviation of that average are tracked
        with a memory of ``likelihood_window`` samples, the deviation floored
@@ -188,12 +189,20 @@ class LikelihoodEnsembleDetector(BaseDetector):
         if self.values_.count <= self.min_samples:
             return None
 
-        surprise = min(1.0, max(0.0, z_score - self.z_floor) / self.z_span)
+        surprise = (
+            self._surprise(value_z)
+            + self._surprise(step_z)
+            + self._surprise(seasonal_z)
+        ) / 3.0
         self.recent_surprise_.append(surprise)
         average = sum(self.recent_surprise_) / len(self.recent_surprise_)
         raw = self._likelihood_score(average)
         band = (self.z_floor + self.z_span) * value_sigma
         return self._keep_onset(raw), mean_before - band, mean_before + band
+
+    def _surprise(self, z_score: float) -> float:
+        """Map a z-score to [0, 1], 0 at or below ``z_floor``."""
+        return min(1.0, max(0.0, z_score - self.z_floor) / self.z_span)
 
     def _seasonal_z(self, time: float, value: float) -> tuple[float, float]:
         """Return the z-score of the change from the value one season earlier,
