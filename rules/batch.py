@@ -52,7 +52,7 @@ FULL_FIT_FRACTION = 4
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
-    """What one compiled rule computes before the comparison."""
+    """The computation of one compiled rule before its comparison."""
 
     kind: str
     """``last``, ``fit`` or ``ratio``."""
