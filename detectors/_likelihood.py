@@ -58,11 +58,11 @@ class LikelihoodEnsembleDetector(BaseDetector):
     window : int, default=8000
         Memory, in samples, of the mean and variance of values, steps and
         seasonal changes.
-    z_floor : float, default=3.0
+    z_floor : float, default=2.5
         z-score at or below which a sample is not surprising at all.
     z_span : float, default=6.0
         z-score above ``z_floor`` at which the surprise reaches 1.
-    short_window : int, default=5
+    short_window : int, default=8
         Number of recent surprises averaged.
     likelihood_window : int, default=1000
         Memory, in samples, of the mean and variance of the averaged surprise.
@@ -73,7 +73,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         Distance, in standard deviations, that maps to a score of 0.5.
     cooldown : int, default=100
         Fewest samples after an alert whose scores are reported as 0.
-    threshold : float, default=0.5
+    threshold : float, default=0.45
         Score, in (0, 1), above which a sample is flagged and the cooldown
         starts.
     min_samples : int, default=50
@@ -105,14 +105,14 @@ class LikelihoodEnsembleDetector(BaseDetector):
         self,
         *,
         window: int = 8000,
-        z_floor: float = 3.0,
+        z_floor: float = 2.5,
         z_span: float = 6.0,
-        short_window: int = 5,
+        short_window: int = 8,
         likelihood_window: int = 1000,
         min_sigma: float = 0.01,
         distance_scale: float = 6.0,
         cooldown: int = 100,
-        threshold: float = 0.5,
+        threshold: float = 0.45,
         min_samples: int = 50,
         season_seconds: float = 86_400.0,
         cooldown_fraction: float = 0.02,
