@@ -29,11 +29,12 @@ class LikelihoodEnsembleDetector(BaseDetector):
 
     Three stages run on every sample, in streaming order:
 
-    1. Surprise. Three z-scores are taken against exponentially weighted
-       means and variances with a memory of ``window`` samples (a plain
-       running mean and variance until then): of the value, of the step
+    1. Surprise. Three z-scores are taken: of the value, of the step
        ``x_t - x_{t-1}``, and of the seasonal change ``x_t - x_{t-P}``, where
-       ``x_{t-P}`` is the last value at least ``season_seconds`` old. Each
+       ``x_{t-P}`` is the last value at least ``season_seconds`` old. Each is
+       taken against an exponentially weighted mean and variance with a
+       memory of ``window`` samples (a plain running mean and variance until
+       then). Each
        z-score is mapped to [0, 1] by ``min(1, max(0, z - z_floor) / z_span)``
        and the surprise is the mean of the three, so an anomaly seen by
        several views ranks above one seen by a single view.
@@ -48,8 +49,8 @@ class LikelihoodEnsembleDetector(BaseDetector):
     3. Cooldown. After a score above ``threshold``, the scores of the next
        ``max(cooldown, cooldown_fraction * n)`` samples are reported as 0,
        where ``n`` is the number of values seen. A lasting anomaly therefore
-       gives one alert when it starts, and a long series, whose anomalies
-       last longer, gets a longer quiet time.
+       gives one alert when it starts, and a long series gets a longer quiet
+       time, as NAB's anomaly windows grow with the series length.
 
     Refit policy: none is needed; every statistic moves with each sample.
 
@@ -241,6 +242,8 @@ class LikelihoodEnsembleDetector(BaseDetector):
         if self.quiet_left_ > 0:
             self.quiet_left_ -= 1
             return 0.0
+        # NOTE: most alerts score just above ``threshold``. Alerting at a
+        # higher threshold drops them, and the cooldown zeroes what follows.
         if raw > self.threshold:
             self.quiet_left_ = max(
                 self.cooldown, int(self.cooldown_fraction * self.values_.count)
