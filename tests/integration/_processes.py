@@ -153,13 +153,15 @@ class Krwatch:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        handle = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [*KRWATCH, "run", "-c", str(self.config)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            cwd=REPOSITORY,
-        )
+        # The child keeps its own copy of the descriptor, so the parent's
+        # closes at once instead of leaking until garbage collection.
+        with self.log.open("ab") as handle:
+            self.process = subprocess.Popen(
+                [*KRWATCH, "run", "-c", str(self.config)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                cwd=REPOSITORY,
+            )
         wait_for(self._ready, 30, "krwatch /-/ready")
 
     def _ready(self) -> bool:
@@ -208,16 +210,17 @@ class Prometheus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={self.config}",
-                f"--storage.tsdb.path={self.data}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with self.log.open("ab") as handle:
+            self.process = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={self.config}",
+                    f"--storage.tsdb.path={self.data}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
         wait_for(
             lambda: get_text(self.url + "/-/ready", timeout=1),
             60,
