@@ -10,6 +10,10 @@ import numpy as np
 from detectors._robust import rolling_median_scale
 from detectors.base import BaseDetector, Constraint, FloatArray, Interval, RawScores
 
+MAX_SCORE = 1e12
+"""Cap of the z-score, so a scale that underflows to a subnormal number
+gives a huge but finite score."""
+
 
 class RobustZDetector(BaseDetector):
     """Score each sample by its distance from the rolling median, in robust sigmas.
@@ -56,8 +60,8 @@ class RobustZDetector(BaseDetector):
     def _score_finite(self, times: FloatArray, series: FloatArray) -> RawScores:
         median, scale, count = rolling_median_scale(self.history_, series, self.window)
         ready = count >= self.min_samples
-        with np.errstate(invalid="ignore"):
-            score = np.abs(series - median) / scale
+        with np.errstate(invalid="ignore", over="ignore"):
+            score = np.minimum(np.abs(series - median) / scale, MAX_SCORE)
         band = self.threshold * scale
         self.history_ = np.concatenate((self.history_, series))[-self.window :]
         return RawScores(
