@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -29,6 +30,17 @@ _ENVIRONMENT = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+
+
+def _utc_time(timestamp: float | None) -> str:
+    """Format epoch seconds as a UTC time for the page without JavaScript."""
+    if timestamp is None:
+        return ""
+    moment = datetime.fromtimestamp(float(timestamp), UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_ENVIRONMENT.filters["utc_time"] = _utc_time
 
 
 def sort_by_risk(statuses: Iterable[KeyResultStatus]) -> list[KeyResultStatus]:

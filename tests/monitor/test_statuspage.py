@@ -222,3 +222,20 @@ def test_render_status_page_embeds_data() -> None:
     assert json.loads(match.group(1)) == page_data("orders_total")
     assert 'data-refresh-seconds="7.5"' in page
     assert "No alerts are firing or pending." in page
+
+
+def test_render_status_page_formats_times_without_script() -> None:
+    data = page_data("orders_total")
+    data["sources"] = [
+        {
+            "name": "erp",
+            "type": "sql",
+            "up": True,
+            "last_success": 1_700_000_000.5,
+            "polls": 3,
+            "last_error": None,
+        }
+    ]
+    page = render_status_page(data, refresh_seconds=15)
+    assert "<td>2023-11-14 22:13:20 UTC</td>" in page
+    assert "1700000000.5" not in page.split('id="initial-data"')[0]
