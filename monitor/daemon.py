@@ -32,7 +32,7 @@ from monitor._filewatch import FileWatcher
 from monitor.api import build_routes
 from monitor.config import load_config, resolve_rule_files
 from monitor.config.model import Config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, KrwatchError
 from monitor.evaluation import RuleEvaluator, stale_after_seconds
 from monitor.health import (
     RateLimitedLog,
@@ -109,9 +109,16 @@ class Daemon:
         self.watcher = FileWatcher(self._watched_files, self._reload_on_change)
         self.key_results = KeyResultEvaluator(self.config.key_results, self.windows)
         self.scheduler = BackgroundScheduler(timezone=UTC)
-        self.server = HttpServer(
-            self.config.server.host, self.config.server.port, build_routes(self)
-        )
+        try:
+            self.server = HttpServer(
+                self.config.server.host, self.config.server.port, build_routes(self)
+            )
+        except OSError as error:
+            self.store.close()
+            raise KrwatchError(
+                f"Cannot listen on {self.config.server.listen}: {error.strerror}. "
+                "Stop the process that uses it or change server.listen."
+            ) from error
 
     def start(self) -> None:
         """Load history, start the HTTP server, the scheduler and delivery."""

@@ -77,3 +77,23 @@ def test_check_reports_yaml_syntax_error_line(tmp_path: Path) -> None:
     result = run_krwatch("check", "-c", str(path))
     assert result.returncode == 1
     assert f"{path}:" in result.stderr
+
+
+def test_run_reports_address_in_use(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = (REPOSITORY / "config.example.yaml").read_text()
+        config = config.replace("listen: 127.0.0.1:9464", f"listen: 127.0.0.1:{port}")
+        config = config.replace("path: data/krwatch.db", f"path: {tmp_path / 'k.db'}")
+        config = config.replace("examples/", f"{REPOSITORY}/examples/")
+        path = tmp_path / "config.yaml"
+        path.write_text(config)
+        result = run_krwatch("run", "-c", str(path))
+    assert result.returncode == 1
+    assert (
+        f"Cannot listen on 127.0.0.1:{port}: Address already in use." in result.stderr
+    )
