@@ -69,6 +69,11 @@ _PARSED_FIELDS = {
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
+_NamedGroup = tuple[int, RuleGroup, bool]
+"""A group whose name could be read: its index in the file, the group, and
+whether it is valid; an invalid group is a partial value from
+``Reader.salvage``."""
+
 
 def load_rule_file(
     path: str | os.PathLike[str],
@@ -136,12 +141,13 @@ def collect_rule_files(
     first_groups: dict[str, RuleGroup] = {}
     for path in paths:
         file_groups, file_problems = _read_rule_file(path, kpis, key_results)
-        for index, group in file_groups:
+        for index, group, valid in file_groups:
             first = first_groups.setdefault(group.name, group)
             if first is not group:
                 file_problems.append(_duplicate_group(path, index, group, first))
                 continue
-            groups.append(group)
+            if valid:
+                groups.append(group)
         problems.extend(sorted(file_problems, key=lambda problem: problem.line))
     return tuple(groups), problems
 
@@ -170,7 +176,8 @@ def _duplicate_group(
 
 def _read_rule_file(
     path: Path, kpis: Collection[str] | None, key_results: Collection[str] | None
-) -> tuple[list[tuple[int, RuleGroup]], list[Problem]]:
+) -> tuple[list[_NamedGroup], list[Problem]]:
+    """Read one rule file; return its named groups and every problem."""
     document = read_document(path, _display(path))
     if document.root is None:
         if not document.problems:
@@ -207,7 +214,7 @@ class _RuleFileReader:
         self.kpis = None if kpis is None else frozenset(kpis)
         self.key_results = None if key_results is None else frozenset(key_results)
 
-    def read(self, root: Node) -> list[tuple[int, RuleGroup]]:
+    def read(self, root: Node) -> list[_NamedGroup]:
         reader = self.reader
         if not isinstance(root, Mapping):
             reader.report(
@@ -228,11 +235,13 @@ class _RuleFileReader:
             reader.expect(tuple[Any, ...], groups_node, ("groups",))
             return []
 
-        groups: list[tuple[int, RuleGroup]] = []
+        groups: list[_NamedGroup] = []
         first_lines: dict[str, int] = {}
         for index, node in enumerate(groups_node.items):
-            group = self._read_group(node, ("groups", index))
-            if group is INVALID:
+            path: FieldPath = ("groups", index)
+            valid_group = self._read_group(node, path)
+            group = reader.salvage(valid_group, path)
+            if group is INVALID or group.name is INVALID:
                 continue
             if group.name in first_lines:
                 reader.report(
@@ -243,7 +252,7 @@ class _RuleFileReader:
                 )
                 continue
             first_lines[group.name] = group.location.line
-            groups.append((index, group))
+            groups.append((index, group, valid_group is not INVALID))
         return groups
 
     def _read_group(self, node: Node, path: FieldPath) -> Any:
@@ -255,8 +264,9 @@ class _RuleFileReader:
             fixed={"location": location},
             custom={"rules": self._read_rules},
         )
-        if group is not INVALID and group.interval is not None:
-            if group.interval.total_seconds() <= 0:
+        interval = getattr(self.reader.salvage(group, path), "interval", None)
+        if interval is not None and interval is not INVALID:
+            if interval.total_seconds() <= 0:
                 interval_path = (*path, "interval")
                 self.reader.report(
                     self.reader.line_of(interval_path),
@@ -272,12 +282,15 @@ class _RuleFileReader:
             return INVALID
 
         rules: list[Any] = []
+        partials: list[Any] = []
         first_lines: dict[str, int] = {}
         for index, item in enumerate(node.items):
             item_path = (*path, index)
-            rule = self._read_rule(item, item_path)
-            rules.append(rule)
-            if rule is INVALID:
+            valid_rule = self._read_rule(item, item_path)
+            rules.append(valid_rule)
+            rule = reader.salvage(valid_rule, item_path)
+            partials.append(rule)
+            if rule is INVALID or rule.alert is INVALID:
                 continue
             if rule.alert in first_lines:
                 reader.report(
@@ -292,7 +305,7 @@ class _RuleFileReader:
             first_lines[rule.alert] = rule.location.line
 
         if any(rule is INVALID for rule in rules):
-            return INVALID
+            return reader.reject(path, tuple(partials))
         return tuple(rules)
 
     def _read_rule(self, node: Node, path: FieldPath) -> Any:
@@ -320,7 +333,7 @@ class _RuleFileReader:
             "location": Location(path=self.path, line=node.line)
         }
         fixed.update(dict.fromkeys(_PARSED_FIELDS.get(cls, {})))
-        rule = reader.read_dataclass(
+        valid_rule = reader.read_dataclass(
             cls,
             node,
             path,
@@ -328,18 +341,28 @@ class _RuleFileReader:
             custom={"detector": self._read_detector},
             also_allowed=others,
         )
+        # The checks also run on a partial rule, whose fields that failed to
+        # read are INVALID, so that its other problems are reported too.
+        rule = reader.salvage(valid_rule, path)
         if rule is INVALID:
             return INVALID
 
         self._check_labels(rule, path)
         self._check_annotations(rule, path)
+        checked: Any
         if isinstance(rule, ThresholdRule | DependencyRule):
-            return self._parse_expressions(rule, node, path)
-        if isinstance(rule, AnomalyRule):
-            return self._check_anomaly(rule, path)
-        return self._check_forecast(rule, path)
+            checked = self._parse_expressions(rule, node, path, valid_rule)
+        elif isinstance(rule, AnomalyRule):
+            checked = self._check_anomaly(rule, path)
+        else:
+            checked = self._check_forecast(rule, path)
+        if valid_rule is INVALID or checked is INVALID:
+            return reader.reject(path, rule)
+        return checked
 
     def _check_labels(self, rule: Rule, path: FieldPath) -> None:
+        if rule.labels is INVALID:
+            return
         for name in rule.labels:
             if not _LABEL_NAME.fullmatch(name):
                 label_path = (*path, "labels", name)
@@ -351,8 +374,13 @@ class _RuleFileReader:
                 )
 
     def _check_annotations(self, rule: Rule, path: FieldPath) -> None:
+        if rule.annotations is INVALID:
+            return
+        annotations = {
+            name: text for name, text in rule.annotations.items() if text is not INVALID
+        }
         kind = templates.rule_kind(rule)
-        problems = templates.check_annotations(rule.annotations, kind)
+        problems = templates.check_annotations(annotations, kind)
         for name, message in problems.items():
             annotation_path = (*path, "annotations", name)
             line = self.reader.line_of(annotation_path)
@@ -361,7 +389,9 @@ class _RuleFileReader:
     def _check_forecast(self, rule: ForecastRule, path: FieldPath) -> Any:
         reader = self.reader
         valid = True
-        if not 0 < rule.attainment_below < 1:
+        if rule.attainment_below is INVALID:
+            valid = False
+        elif not 0 < rule.attainment_below < 1:
             valid = False
             field_path = (*path, "attainment_below")
             reader.report(
@@ -370,6 +400,8 @@ class _RuleFileReader:
                 f"attainment_below is {rule.attainment_below:g}; write a "
                 "probability between 0 and 1, exclusive, such as 0.7.",
             )
+        elif rule.clear_margin is INVALID:
+            valid = False
         elif rule.clear_margin < 0 or rule.attainment_below + rule.clear_margin >= 1:
             valid = False
             field_path = (*path, "clear_margin")
@@ -381,6 +413,8 @@ class _RuleFileReader:
                 "the alert can clear.",
             )
 
+        if rule.key_results is INVALID:
+            return INVALID
         if not rule.key_results:
             valid = False
             field_path = (*path, "key_results")
@@ -390,6 +424,9 @@ class _RuleFileReader:
                 "The list of key results is empty; name at least one key result.",
             )
         for index, name in enumerate(rule.key_results):
+            if name is INVALID:
+                valid = False
+                continue
             if self.key_results is None or name in self.key_results:
                 continue
             valid = False
@@ -403,16 +440,29 @@ class _RuleFileReader:
         return rule if valid else INVALID
 
     def _parse_expressions(
-        self, rule: ThresholdRule | DependencyRule, node: Mapping, path: FieldPath
+        self,
+        rule: ThresholdRule | DependencyRule,
+        node: Mapping,
+        path: FieldPath,
+        valid_rule: Any,
     ) -> Any:
+        """Parse the rule's expressions; return the rule with their trees.
+
+        ``rule`` may be the partial value of ``valid_rule``, which is
+        ``INVALID`` then; its expressions are checked, and the result is
+        ``INVALID``.
+        """
         parsed: dict[str, Any] = {}
         for tree_field, text_field in _PARSED_FIELDS[type(rule)].items():
-            parsed[tree_field] = self._parse_expression(
-                getattr(rule, text_field), node, (*path, text_field)
-            )
+            text = getattr(rule, text_field)
+            if text is INVALID:
+                parsed[tree_field] = INVALID
+                continue
+            parsed[tree_field] = self._parse_expression(text, node, (*path, text_field))
+        valid = valid_rule is not INVALID
         if isinstance(rule, DependencyRule) and not self._check_dependency(rule, path):
-            return INVALID
-        if any(tree is INVALID for tree in parsed.values()):
+            valid = False
+        if not valid or any(tree is INVALID for tree in parsed.values()):
             return INVALID
         return dataclasses.replace(rule, **parsed)
 
@@ -457,7 +507,9 @@ class _RuleFileReader:
     def _check_dependency(self, rule: DependencyRule, path: FieldPath) -> bool:
         reader = self.reader
         valid = True
-        if rule.match_on is not None and rule.match_ignoring:
+        if INVALID in (rule.match_on, rule.match_ignoring):
+            valid = False
+        elif rule.match_on is not None and rule.match_ignoring:
             valid = False
             ignoring_path = (*path, "match_ignoring")
             reader.report(
@@ -466,8 +518,13 @@ class _RuleFileReader:
                 "match_on and match_ignoring exclude each other; keep one of them.",
             )
         for key in ("match_on", "match_ignoring"):
-            for index, name in enumerate(getattr(rule, key) or ()):
-                if not _LABEL_NAME.fullmatch(name):
+            names = getattr(rule, key)
+            if names is INVALID:
+                continue
+            for index, name in enumerate(names or ()):
+                if name is INVALID:
+                    valid = False
+                elif not _LABEL_NAME.fullmatch(name):
                     valid = False
                     self._report_label_name((*path, key, index), name)
         return valid
@@ -528,7 +585,9 @@ class _RuleFileReader:
     def _check_anomaly(self, rule: AnomalyRule, path: FieldPath) -> Any:
         reader = self.reader
         valid = True
-        if self.kpis is not None and rule.kpi not in self.kpis:
+        if rule.kpi is INVALID:
+            valid = False
+        elif self.kpis is not None and rule.kpi not in self.kpis:
             valid = False
             kpi_path = (*path, "kpi")
             reader.report(
@@ -538,10 +597,16 @@ class _RuleFileReader:
                 f"{describe_known(rule.kpi, self.kpis, 'KPI')}",
             )
         for key in ("match", "match_re"):
-            for name, value in getattr(rule, key).items():
+            labels = getattr(rule, key)
+            if labels is INVALID:
+                valid = False
+                continue
+            for name, value in labels.items():
                 if not _LABEL_NAME.fullmatch(name):
                     valid = False
                     self._report_label_name((*path, key, name), name)
+                elif value is INVALID:
+                    valid = False
                 elif key == "match_re":
                     valid = self._check_pattern((*path, key, name), value) and valid
         return rule if valid else INVALID

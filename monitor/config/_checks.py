@@ -1,4 +1,8 @@
-"""Cross-reference and range checks that span several parts of a config."""
+"""Cross-reference and range checks that span several parts of a config.
+
+The checks also run on partial values, so each one skips a field that is
+``INVALID`` because reading it failed and its problem was reported.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Collection, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from monitor.config._schema import FieldPath, Reader, describe_known
+from monitor.config._schema import INVALID, FieldPath, Reader, describe_known
 from monitor.config.model import KeyResultConfig, RouteConfig, ServerConfig
 from rules.graph import find_cycles
 
@@ -16,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def check_config(reader: Reader, parsed: Parsed) -> None:
-    """Report problems that no single field shows, on the valid parts only."""
+    """Report problems that no single field shows, on the parts that were read."""
     _check_server(reader, parsed.server)
     _check_durations(reader, parsed)
     # Names and references are checked on every name written, so that an
@@ -53,8 +57,7 @@ def _names(parsed: Parsed, section: str) -> frozenset[str]:
 
 def _check_server(reader: Reader, server: ServerConfig) -> None:
     listen = server.listen
-    host, separator, port = listen.rpartition(":")
-    if not separator or not host or not port.isdigit() or int(port) > 65535:
+    if listen is not INVALID and not _is_host_port(listen):
         path: FieldPath = ("server", "listen")
         reader.report(
             reader.line_of(path),
@@ -64,13 +67,20 @@ def _check_server(reader: Reader, server: ServerConfig) -> None:
         )
 
     url = server.external_url
-    if url is not None and not url.startswith(("http://", "https://")):
+    if url is None or url is INVALID:
+        return
+    if not url.startswith(("http://", "https://")):
         path = ("server", "external_url")
         reader.report(
             reader.line_of(path),
             path,
             f"Invalid URL {url!r}; write an http:// or https:// URL.",
         )
+
+
+def _is_host_port(listen: str) -> bool:
+    host, separator, port = listen.rpartition(":")
+    return bool(separator and host and port.isdigit() and int(port) <= 65535)
 
 
 def _check_durations(reader: Reader, parsed: Parsed) -> None:
@@ -86,7 +96,9 @@ def _check_durations(reader: Reader, parsed: Parsed) -> None:
         positive.append((("kpis", index, "stale_after"), kpi.stale_after))
 
     for path, value in positive:
-        if value is not None and value <= timedelta(0):
+        if value is None or value is INVALID:
+            continue
+        if value <= timedelta(0):
             reader.report(
                 reader.line_of(path),
                 path,
@@ -116,7 +128,7 @@ def _check_unique(
 def _check_reference(
     reader: Reader, path: FieldPath, name: str, role: str, known: Collection[str]
 ) -> None:
-    if name in known:
+    if name is INVALID or name in known:
         return
 
     detail = describe_known(name, known, role)
@@ -128,7 +140,11 @@ def _check_drives(reader: Reader, parsed: Parsed, kpi_names: Collection[str]) ->
     edges: dict[str, list[str]] = {}
     edge_paths: dict[tuple[str, str], FieldPath] = {}
     for index, kpi in parsed.kpis:
+        if kpi.name is INVALID or kpi.drives is INVALID:
+            continue
         for position, edge in enumerate(kpi.drives):
+            if edge is INVALID or edge.kpi is INVALID:
+                continue
             path: FieldPath = ("kpis", index, "drives", position, "kpi")
             if edge.kpi == kpi.name:
                 reader.report(
@@ -170,6 +186,8 @@ def _check_key_result(
 
     target_path = (*path, "target")
     target, baseline = key_result.target, key_result.baseline
+    if target is INVALID or baseline is INVALID:
+        return
     if target == baseline:
         reader.report(
             reader.line_of(target_path),
@@ -197,6 +215,8 @@ def _check_key_result_period(
     reader: Reader, path: FieldPath, key_result: KeyResultConfig
 ) -> None:
     start, due = key_result.start, key_result.due
+    if INVALID in (key_result.period, start, due):
+        return
     if key_result.period is not None:
         if start is not None or due is not None:
             field = "start" if start is not None else "due"
@@ -230,7 +250,10 @@ def _check_route(
     reader: Reader, path: FieldPath, route: RouteConfig, receivers: Collection[str]
 ) -> None:
     _check_reference(reader, (*path, "receiver"), route.receiver, "receiver", receivers)
-    for label, pattern in route.match_re.items():
+    match_re = {} if route.match_re is INVALID else route.match_re
+    for label, pattern in match_re.items():
+        if pattern is INVALID:
+            continue
         try:
             re.compile(pattern)
         except re.error as error:
@@ -241,5 +264,7 @@ def _check_route(
                 f"Invalid regular expression {pattern!r}: {error}; fix the pattern.",
             )
 
-    for index, child in enumerate(route.routes):
-        _check_route(reader, (*path, "routes", index), child, receivers)
+    children = () if route.routes is INVALID else route.routes
+    for index, child in enumerate(children):
+        if child is not INVALID:
+            _check_route(reader, (*path, "routes", index), child, receivers)

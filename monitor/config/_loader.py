@@ -40,8 +40,10 @@ _GLOB_CHARACTERS = frozenset("*?[")
 
 @dataclass(kw_only=True)
 class Parsed:
-    """The valid parts of one configuration file, with their list indices.
+    """The parts of one configuration file that could be read, with indices.
 
+    A section or item with problems is kept as the partial value from
+    ``Reader.salvage``, with ``INVALID`` in each field that failed.
     Cross-reference checks run on these even when other parts are invalid,
     so one run reports every problem of the file.
     """
@@ -113,7 +115,8 @@ def load(
     )
 
     check_config(reader, parsed)
-    rule_paths = _check_rule_files(reader, absolute.parent, parsed.rule_files)
+    patterns = tuple(item for item in parsed.rule_files if item is not INVALID)
+    rule_paths = _check_rule_files(reader, absolute.parent, patterns)
 
     problems = sorted(document.problems, key=lambda problem: problem.line)
     if config is INVALID and not problems:
@@ -197,8 +200,9 @@ class _Sections:
 
         def read_section(node: Node, path: FieldPath) -> Any:
             value = self.reader.read(hint, node, path)
-            if value is not INVALID:
-                setattr(self.parsed, name, value)
+            kept = self.reader.salvage(value, path)
+            if kept is not INVALID:
+                setattr(self.parsed, name, kept)
             return value
 
         return read_section
@@ -208,7 +212,7 @@ class _Sections:
         node: Node,
         path: FieldPath,
         read_item: Callable[[Node, FieldPath, int], Any],
-        valid: list[tuple[int, Any]],
+        kept_items: list[tuple[int, Any]],
     ) -> Any:
         if not isinstance(node, Sequence):
             self.reader.expect(tuple[Any, ...], node, path, "Write one '- ' per item.")
@@ -223,8 +227,9 @@ class _Sections:
             if name is not None:
                 names.append((item_path, name))
             item = read_item(item_node, item_path, index)
-            if item is not INVALID:
-                valid.append((index, item))
+            kept = self.reader.salvage(item, item_path)
+            if kept is not INVALID:
+                kept_items.append((index, kept))
             items.append(item)
         if any(item is INVALID for item in items):
             return INVALID

@@ -2,9 +2,11 @@
 
 ``Reader.read`` converts one node to one annotated type and reports every
 problem it finds instead of stopping at the first. A value that could not be
-read is returned as ``INVALID``, and any dataclass that would contain it
-becomes ``INVALID`` too, so callers can keep reading and checking the valid
-parts of a file.
+read is returned as ``INVALID``, and any dataclass, tuple or mapping that
+would contain it becomes ``INVALID`` too. Such a container is still built as a
+partial value, with ``INVALID`` in place of each part that failed, and
+``Reader.salvage`` returns it, so that cross-checks can run on the parts that
+did read and one run reports every problem of a file.
 
 Supported hints: ``str``, ``int``, ``float``, ``bool``, ``timedelta``,
 ``datetime``, ``Path``, ``Secret``, ``Literal[...]``, ``Mapping[str, X]``,
@@ -167,6 +169,8 @@ class Reader:
         self.document = document
         self.environ = environ
         self.positions: dict[FieldPath, int] = {}
+        self.partials: dict[FieldPath, Any] = {}
+        """Partial value of each path that was read as ``INVALID``."""
 
     @property
     def problems(self) -> list[Problem]:
@@ -180,6 +184,25 @@ class Reader:
             message=message,
         )
         self.document.problems.append(problem)
+
+    def reject(self, path: FieldPath, partial: Any) -> Any:
+        """Keep ``partial`` as the value read at ``path`` and return ``INVALID``.
+
+        Call it after reporting the problems that make the value invalid.
+        """
+        self.partials[path] = partial
+        return INVALID
+
+    def salvage(self, value: Any, path: FieldPath) -> Any:
+        """Return ``value``, or the partial value read at ``path`` if invalid.
+
+        The result is ``INVALID`` when nothing at ``path`` could be read.
+        Parts of a partial value that failed are ``INVALID``, so a check on
+        it must skip them.
+        """
+        if value is not INVALID:
+            return value
+        return self.partials.get(path, INVALID)
 
     def line_of(self, path: FieldPath) -> int:
         """Return the line where ``path`` was written, or of its nearest parent."""
@@ -223,12 +246,15 @@ class Reader:
     def peek(self, hint: Any, node: Node, path: FieldPath) -> Any:
         """Read like ``read``, but discard problems and return ``INVALID`` if any."""
         saved = self.document.problems
+        saved_partials = self.partials
         self.document.problems = []
+        self.partials = {}
         try:
             value = self.read(hint, node, path)
             clean = not self.document.problems
         finally:
             self.document.problems = saved
+            self.partials = saved_partials
         return value if clean else INVALID
 
     def expect(self, hint: Any, node: Node, path: FieldPath, fix: str = "") -> None:
@@ -293,8 +319,8 @@ class Reader:
             value = self.read(value_type, value_node, item_path)
             if value is INVALID:
                 valid = False
-            result[key.value] = value
-        return result if valid else INVALID
+            result[key.value] = self.salvage(value, item_path)
+        return result if valid else self.reject(path, result)
 
     def _read_tuple(self, hint: Any, node: Node, path: FieldPath) -> Any:
         arguments = typing.get_args(hint)
@@ -314,7 +340,10 @@ class Reader:
             for index, item in enumerate(node.items)
         ]
         if any(item is INVALID for item in items):
-            return INVALID
+            partial = tuple(
+                self.salvage(item, (*path, index)) for index, item in enumerate(items)
+            )
+            return self.reject(path, partial)
         return tuple(items)
 
     # Dataclasses.
@@ -374,9 +403,13 @@ class Reader:
 
             reader = custom.get(item.name)
             if reader is not None:
-                values[item.name] = reader(value_node, item_path)
+                value = reader(value_node, item_path)
             else:
-                values[item.name] = self.read(hints[item.name], value_node, item_path)
+                value = self.read(hints[item.name], value_node, item_path)
+            values[item.name] = value
+            if value is INVALID:
+                valid = False
+                values[item.name] = self.salvage(value, item_path)
 
         for name, item in fields.items():
             if item.name in values:
@@ -388,14 +421,14 @@ class Reader:
                 values[item.name] = INVALID
 
         if not valid or any(value is INVALID for value in values.values()):
-            return INVALID
+            return self.reject(path, _build_partial(cls, values))
 
         try:
             return cls(**values)
         except (TypeError, ValueError) as error:
             # A dataclass may validate its own fields in __post_init__.
             self.report(node.line, path, str(error))
-            return INVALID
+            return self.reject(path, _build_partial(cls, values))
 
     def report_unknown_key(
         self, key: Scalar, path: FieldPath, allowed: Collection[str]
@@ -519,6 +552,28 @@ def _unescape(text: str) -> str:
         lambda match: "${" + match.group(2) + "}" if match.group(1) else match.group(0),
         text,
     )
+
+
+def _build_partial(cls: type, values: AbcMapping[str, Any]) -> Any:
+    """Build ``cls`` from ``values`` without running ``__init__``.
+
+    Fields absent from ``values`` take their default, or ``INVALID`` if they
+    have none, and ``__post_init__`` does not run, so the result may hold
+    values that the class itself would reject.
+    """
+    partial: Any = object.__new__(cls)
+    for item in dataclasses.fields(cls):
+        if item.name in values:
+            value = values[item.name]
+        elif item.default is not dataclasses.MISSING:
+            value = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            value = item.default_factory()
+        else:
+            value = INVALID
+        # Frozen dataclasses block setattr, and __init__ sets fields this way too.
+        object.__setattr__(partial, item.name, value)
+    return partial
 
 
 def _is_required(item: dataclasses.Field[Any]) -> bool:

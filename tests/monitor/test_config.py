@@ -310,13 +310,15 @@ PROBLEM_CASES = [
         id="unknown-top-level-key",
     ),
     pytest.param(
-        "route:\n  continue: yes\n  receiver: x\n",
+        "route:\n  continue: yes\n  receiver: x\n"
+        "receivers:\n  - {name: x, type: log}\n",
         "config.yaml:2: route.continue: Invalid boolean 'yes': only true and false "
         "are booleans; write true or false.",
         id="yaml11-boolean",
     ),
     pytest.param(
-        "route:\n  continue: 'true'\n  receiver: x\n",
+        "route:\n  continue: 'true'\n  receiver: x\n"
+        "receivers:\n  - {name: x, type: log}\n",
         "config.yaml:2: route.continue: Expected true or false, got 'true'. Remove "
         "the quotes.",
         id="quoted-boolean",
@@ -678,10 +680,11 @@ def test_load_config_lists_every_problem_sorted() -> None:
 
     problems = problems_of(text)
 
-    assert [problem.split(":")[1] for problem in problems] == ["2", "5", "8"]
+    assert [problem.split(":")[1] for problem in problems] == ["2", "5", "7", "8"]
     assert problems[0].startswith("config.yaml:2: storage.retention: Invalid duration")
     assert problems[1].startswith("config.yaml:5: evaluation.colour: Unknown key")
-    assert problems[2].startswith("config.yaml:8: route.continue: Invalid boolean")
+    assert problems[2].startswith("config.yaml:7: route.receiver: Unknown receiver")
+    assert problems[3].startswith("config.yaml:8: route.continue: Invalid boolean")
 
 
 def test_load_config_route_checked_when_other_parts_invalid() -> None:
