@@ -51,6 +51,13 @@ class LikelihoodEnsembleDetector(BaseDetector):
        where ``n`` is the number of values seen. A lasting anomaly therefore
        gives one alert when it starts, and a long series gets a longer quiet
        time, as NAB's anomaly windows grow with the series length.
+       The score of the sample that starts an alert is raised to at least
+       ``alert_floor``. The likelihood score usually crosses ``threshold``
+       while it is still rising, so most alerts would otherwise score just
+       above it, and an alert threshold a little higher than ``threshold``
+       would drop them while the cooldown hides the higher scores after
+       them. With the floor, any alert threshold between ``threshold`` and
+       ``alert_floor`` gives the same alerts.
 
     Refit policy: none is needed; every statistic moves with each sample.
 
@@ -85,6 +92,9 @@ class LikelihoodEnsembleDetector(BaseDetector):
     cooldown_fraction : float, default=0.02
         Quiet time after an alert as a fraction of the values seen so far,
         when that is longer than ``cooldown``.
+    alert_floor : float, default=0.5
+        Least score reported for the sample that starts an alert; a value
+        at or below ``threshold`` reports the likelihood score unchanged.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
@@ -100,6 +110,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         "min_samples": [Interval(kind=Integral, left=3, right=None)],
         "season_seconds": [Interval(kind=Real, left=0, right=None)],
         "cooldown_fraction": [Interval(kind=Real, left=0, right=1)],
+        "alert_floor": [Interval(kind=Real, left=0, right=1)],
     }
 
     def __init__(
@@ -117,6 +128,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         min_samples: int = 50,
         season_seconds: float = 86_400.0,
         cooldown_fraction: float = 0.02,
+        alert_floor: float = 0.5,
     ) -> None:
         self.window = window
         self.z_floor = z_floor
@@ -130,6 +142,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         self.min_samples = min_samples
         self.season_seconds = season_seconds
         self.cooldown_fraction = cooldown_fraction
+        self.alert_floor = alert_floor
 
     def _fit(self, times: FloatArray, series: FloatArray) -> None:
         self.values_ = _RunningMoments()
@@ -238,16 +251,16 @@ class LikelihoodEnsembleDetector(BaseDetector):
         return distance / (distance + self.distance_scale)
 
     def _keep_onset(self, raw: float) -> float:
-        """Return ``raw``, or 0 during the quiet time after an alert."""
+        """Return ``raw``, raised to ``alert_floor`` when it starts an alert,
+        or 0 during the quiet time after an alert."""
         if self.quiet_left_ > 0:
             self.quiet_left_ -= 1
             return 0.0
-        # NOTE: most alerts score just above ``threshold``. Alerting at a
-        # higher threshold drops them, and the cooldown zeroes what follows.
         if raw > self.threshold:
             self.quiet_left_ = max(
                 self.cooldown, int(self.cooldown_fraction * self.values_.count)
             )
+            return max(raw, self.alert_floor)
         return raw
 
 

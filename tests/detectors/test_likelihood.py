@@ -85,6 +85,33 @@ def test_likelihood_cooldown_grows_with_history() -> None:
     assert 2250 <= flagged[1] <= 2254
 
 
+def test_likelihood_alert_score_raised_to_floor() -> None:
+    times, values = noisy_series(0)
+    values[2000:] += 5.0
+    result = stream(times, values, alert_floor=0.8)
+    onset = np.flatnonzero(result.flag)
+    assert len(onset) == 1
+    assert result.anomaly_score[onset[0]] >= 0.8
+    others = np.delete(result.anomaly_score, onset)
+    assert others.max() <= 0.45
+
+
+@pytest.mark.parametrize("alert_floor", [0.0, 0.45], ids=["zero", "at-threshold"])
+def test_likelihood_alert_floor_at_threshold_keeps_scores(alert_floor: float) -> None:
+    times, values = noisy_series(1)
+    # A small shift, so the likelihood score crosses 0.45 but not 0.5.
+    values[2000:] += 3.0
+    floored = stream(times, values, alert_floor=alert_floor)
+    raised = stream(times, values)
+    onset = np.flatnonzero(raised.flag)
+    assert list(np.flatnonzero(floored.flag)) == list(onset)
+    assert 0.45 < floored.anomaly_score[onset[0]] < 0.5
+    assert raised.anomaly_score[onset[0]] == 0.5
+    np.testing.assert_array_equal(
+        np.delete(floored.anomaly_score, onset), np.delete(raised.anomaly_score, onset)
+    )
+
+
 def test_likelihood_seasonal_change_flagged() -> None:
     times = START + np.arange(N_ROWS) * STEP_SECONDS
     rng = np.random.default_rng(4)
@@ -138,8 +165,14 @@ def test_likelihood_huge_values_finite() -> None:
         ({"short_window": 0}, r"'short_window' .* \[1, inf\); got 0"),
         ({"threshold": 1.0}, r"'threshold' .* \(0, 1\); got 1\.0"),
         ({"min_sigma": 0.0}, r"'min_sigma' .* \(0, inf\); got 0\.0"),
+        ({"alert_floor": 1.5}, r"'alert_floor' .* \[0, 1\]; got 1\.5"),
     ],
-    ids=["zero-short-window", "threshold-one", "zero-min-sigma"],
+    ids=[
+        "zero-short-window",
+        "threshold-one",
+        "zero-min-sigma",
+        "alert-floor-above-one",
+    ],
 )
 def test_likelihood_invalid_parameter_rejected(
     params: dict[str, object], message: str
