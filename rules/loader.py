@@ -71,7 +71,7 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 _NamedGroup = tuple[int, RuleGroup, bool]
 """A group whose name could be read: its index in the file, the group, and
-whether it is valid; an invalid group is a partial value from
+whether it is valid. An invalid group is a partial value from
 ``Reader.salvage``."""
 
 

@@ -200,9 +200,9 @@ class _Sections:
 
         def read_section(node: Node, path: FieldPath) -> Any:
             value = self.reader.read(hint, node, path)
-            kept = self.reader.salvage(value, path)
-            if kept is not INVALID:
-                setattr(self.parsed, name, kept)
+            salvaged = self.reader.salvage(value, path)
+            if salvaged is not INVALID:
+                setattr(self.parsed, name, salvaged)
             return value
 
         return read_section
@@ -227,9 +227,9 @@ class _Sections:
             if name is not None:
                 names.append((item_path, name))
             item = read_item(item_node, item_path, index)
-            kept = self.reader.salvage(item, item_path)
-            if kept is not INVALID:
-                kept_items.append((index, kept))
+            salvaged = self.reader.salvage(item, item_path)
+            if salvaged is not INVALID:
+                kept_items.append((index, salvaged))
             items.append(item)
         if any(item is INVALID for item in items):
             return INVALID

@@ -5,8 +5,8 @@ problem it finds instead of stopping at the first. A value that could not be
 read is returned as ``INVALID``, and any dataclass, tuple or mapping that
 would contain it becomes ``INVALID`` too. Such a container is still built as a
 partial value, with ``INVALID`` in place of each part that failed, and
-``Reader.salvage`` returns it, so that cross-checks can run on the parts that
-did read and one run reports every problem of a file.
+``Reader.salvage`` returns it. Cross-checks run on these partial values, so
+one run reports every problem of a file.
 
 Supported hints: ``str``, ``int``, ``float``, ``bool``, ``timedelta``,
 ``datetime``, ``Path``, ``Secret``, ``Literal[...]``, ``Mapping[str, X]``,

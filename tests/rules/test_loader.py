@@ -459,3 +459,170 @@ def test_load_rule_file_rejects_empty_file(tmp_path: Path) -> None:
         ConfigError, match=r"rules.yaml:1: The rule file is empty; add a 'groups:' list"
     ):
         load_rule_file(path)
+
+
+# Each line number is the line of the problem in MANY_PROBLEMS.
+MANY_PROBLEMS = """\
+groups:
+  - name: g1
+    interval: 0
+    colour: red
+    rules:
+      - alert: Syntax
+        expr: kpi("churn") >
+      - alert: Syntax
+        expr: kpi("churn") > (
+        labels: {9bad: x}
+      - alert: Depends
+        when: kpi("churn") > 1
+        require: kpi("churn") <
+        match_on: [a]
+        match_ignoring: [b]
+      - alert: Anomaly
+        kpi: churm
+        detector: {type: robust_z}
+        match_re: {team: "("}
+        no_data: never
+      - alert: Forecast
+        key_results: [churn_q9]
+        attainment_below: 2
+        annotations: {summary: "{{ $value "}
+        for: 5 x
+  - name: g1
+    interval: 5 x
+    rules: []
+  - name: g2
+    interval: 0
+    rules:
+      - {alert: Fine, expr: kpi("churn") > 1, for: 5 x}
+"""
+
+# Each case: the problem prefix "file:line: field.path:" and a part of its message.
+MANY_RULE_PROBLEMS = [
+    pytest.param(
+        "rules.yaml:3: groups[0].interval:", "greater than zero", id="g1-interval"
+    ),
+    pytest.param("rules.yaml:4: groups[0].colour:", "Unknown key", id="g1-unknown-key"),
+    pytest.param(
+        "rules.yaml:7:29: groups[0].rules[0].expr:",
+        "end of the expression",
+        id="syntax-first",
+    ),
+    pytest.param(
+        "rules.yaml:8: groups[0].rules[1].alert:",
+        "Duplicate alert name 'Syntax'",
+        id="duplicate-alert",
+    ),
+    pytest.param("rules.yaml:9:31: groups[0].rules[1].expr:", "", id="syntax-second"),
+    pytest.param(
+        "rules.yaml:10: groups[0].rules[1].labels.9bad:",
+        "Invalid label name",
+        id="label-beside-syntax",
+    ),
+    pytest.param(
+        "rules.yaml:13:32: groups[0].rules[2].require:", "", id="require-syntax"
+    ),
+    pytest.param(
+        "rules.yaml:15: groups[0].rules[2].match_ignoring:",
+        "exclude each other",
+        id="match-beside-syntax",
+    ),
+    pytest.param(
+        "rules.yaml:17: groups[0].rules[3].kpi:",
+        "Unknown KPI 'churm'",
+        id="anomaly-kpi-beside-bad-policy",
+    ),
+    pytest.param(
+        "rules.yaml:19: groups[0].rules[3].match_re.team:",
+        "Invalid regular expression",
+        id="anomaly-regex-beside-bad-policy",
+    ),
+    pytest.param(
+        "rules.yaml:20: groups[0].rules[3].no_data:",
+        "Invalid value 'never'",
+        id="bad-policy",
+    ),
+    pytest.param(
+        "rules.yaml:22: groups[0].rules[4].key_results[0]:",
+        "Unknown key result 'churn_q9'",
+        id="forecast-key-result-beside-bad-for",
+    ),
+    pytest.param(
+        "rules.yaml:23: groups[0].rules[4].attainment_below:",
+        "attainment_below is 2",
+        id="attainment-beside-bad-for",
+    ),
+    pytest.param(
+        "rules.yaml:24: groups[0].rules[4].annotations.summary:",
+        "",
+        id="annotation-beside-bad-for",
+    ),
+    pytest.param(
+        "rules.yaml:25: groups[0].rules[4].for:",
+        "Invalid duration '5 x'",
+        id="forecast-bad-for",
+    ),
+    pytest.param(
+        "rules.yaml:26: groups[1].name:",
+        "Duplicate group name 'g1'",
+        id="duplicate-group",
+    ),
+    pytest.param(
+        "rules.yaml:27: groups[1].interval:",
+        "Invalid duration '5 x'",
+        id="duplicate-group-interval",
+    ),
+    pytest.param(
+        "rules.yaml:30: groups[2].interval:",
+        "greater than zero",
+        id="g2-interval-beside-bad-rule",
+    ),
+    pytest.param(
+        "rules.yaml:32: groups[2].rules[0].for:",
+        "Invalid duration '5 x'",
+        id="g2-bad-for",
+    ),
+]
+
+
+def many_problems() -> list[str]:
+    return problems_of(MANY_PROBLEMS, kpis=["churn"], key_results=["churn_q1"])
+
+
+@needs_expr
+@pytest.mark.parametrize(("prefix", "fragment"), MANY_RULE_PROBLEMS)
+def test_load_rule_file_reports_each_problem(prefix: str, fragment: str) -> None:
+    problems = many_problems()
+    matching = [problem for problem in problems if problem.startswith(prefix + " ")]
+
+    assert len(matching) == 1, f"{prefix} in {problems}"
+    assert fragment in matching[0]
+
+
+@needs_expr
+def test_load_rule_file_reports_nothing_else() -> None:
+    expected = [str(case.values[0]) for case in MANY_RULE_PROBLEMS]
+    problems = many_problems()
+    unexpected = [
+        problem
+        for problem in problems
+        if not any(problem.startswith(prefix + " ") for prefix in expected)
+    ]
+
+    assert unexpected == []
+    assert len(problems) == len(expected)
+
+
+def test_load_rule_files_invalid_group_duplicate(tmp_path: Path) -> None:
+    write(VALID.replace("interval: 1h", "interval: 5 x"), "rules/a.yaml")
+    write(VALID, "rules/b.yaml")
+    config = _config(tmp_path)
+
+    with pytest.raises(ConfigError) as raised:
+        load_rule_files(config)
+
+    assert [problem.split(" ")[0] for problem in raised.value.problems] == [
+        "rules/a.yaml:3:",
+        "rules/b.yaml:2:",
+    ]
+    assert "Duplicate group name 'retention'" in raised.value.problems[1]
