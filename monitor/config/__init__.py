@@ -71,8 +71,8 @@ def check_files(
 ) -> list[str]:
     """Validate the configuration file and every rule file it names.
 
-    Rule files are checked even when the main file has problems, as long as
-    its ``rule_files`` list can be read. Parameters are those of
+    Rule files are checked even when the main file has problems, for each
+    entry of ``rule_files`` that can be read. Parameters are those of
     ``load_config``.
 
     Returns

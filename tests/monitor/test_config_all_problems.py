@@ -7,6 +7,8 @@ of them in the same section, and every one must appear in a single run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from monitor.config import check_files
@@ -243,3 +245,20 @@ def test_check_files_reports_nothing_else(problems: list[str]) -> None:
 
     assert unexpected == []
     assert len(problems) == len(expected)
+
+
+def test_check_files_reads_valid_rule_file_entries(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "rule_files: [rules.yaml, {name: x}]\n", encoding="utf-8"
+    )
+    (tmp_path / "rules.yaml").write_text("groups: {}\n", encoding="utf-8")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(tmp_path)
+        problems = check_files("config.yaml", environ={})
+
+    assert [problem.split(" ")[0] for problem in problems] == [
+        "config.yaml:1:",
+        "rules.yaml:1:",
+    ]
+    assert problems[0].startswith("config.yaml:1: rule_files[1]: Expected a string")
+    assert problems[1].startswith("rules.yaml:1: groups: Expected a list")
