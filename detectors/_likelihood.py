@@ -66,7 +66,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
     window : int, default=8000
         Memory, in samples, of the mean and variance of values, steps and
         seasonal changes.
-    z_floor : float, default=2.5
+    z_floor : float, default=2.7
         z-score at or below which a sample is not surprising at all.
     z_span : float, default=6.0
         z-score above ``z_floor`` at which the surprise reaches 1.
@@ -117,7 +117,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         self,
         *,
         window: int = 8000,
-        z_floor: float = 2.5,
+        z_floor: float = 2.7,
         z_span: float = 6.0,
         short_window: int = 8,
         likelihood_window: int = 1000,
