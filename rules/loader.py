@@ -448,9 +448,9 @@ class _RuleFileReader:
     ) -> Any:
         """Parse the rule's expressions; return the rule with their trees.
 
-        ``rule`` may be the partial value of ``valid_rule``, which is
-        ``INVALID`` then; its expressions are checked, and the result is
-        ``INVALID``.
+        ``valid_rule`` is the rule as read, or ``INVALID`` when ``rule`` is
+        its partial value. The expressions are checked in both cases, but the
+        result is ``INVALID`` in the second.
         """
         parsed: dict[str, Any] = {}
         for tree_field, text_field in _PARSED_FIELDS[type(rule)].items():
