@@ -28,6 +28,7 @@ from monitor.config._schema import (
     describe_known,
     join_choices,
     suggest,
+    yaml_name,
 )
 from monitor.config._yaml import (
     Mapping,
@@ -47,6 +48,7 @@ from rules.model import (
     ForecastRule,
     Location,
     Rule,
+    RuleBase,
     RuleGroup,
     ThresholdRule,
 )
@@ -325,7 +327,7 @@ class _RuleFileReader:
         ]
         if len(kinds) != 1:
             reader.report(node.line, path, _kind_message(kinds))
-            return INVALID
+            return self._read_shared_fields(node, path)
 
         cls, _ = _RULE_KINDS[kinds[0]]
         others = {key for name, (_, keys) in _RULE_KINDS.items() for key in keys}
@@ -360,7 +362,41 @@ class _RuleFileReader:
             return reader.reject(path, rule)
         return checked
 
-    def _check_labels(self, rule: Rule, path: FieldPath) -> None:
+    def _read_shared_fields(self, node: Mapping, path: FieldPath) -> Any:
+        """Check the fields of ``RuleBase`` in a rule of no single kind.
+
+        The keys of every kind are set aside, so the alert name, lifecycle
+        settings and labels are still checked. The result is ``INVALID``.
+        """
+        reader = self.reader
+        shared = {yaml_name(item.name) for item in dataclasses.fields(RuleBase)}
+        kind_keys = {
+            yaml_name(item.name)
+            for cls, _ in _RULE_KINDS.values()
+            for item in dataclasses.fields(cls)
+        }
+        parsed_fields = {name for names in _PARSED_FIELDS.values() for name in names}
+        kind_keys -= shared | parsed_fields
+        entries = tuple(
+            entry for entry in node.entries if entry[0].value not in kind_keys
+        )
+        rest = Mapping(entries=entries, line=node.line, column=node.column)
+        location = Location(path=self.path, line=node.line)
+        rule = reader.read_dataclass(
+            RuleBase,
+            rest,
+            path,
+            fixed={"location": location},
+            also_allowed=kind_keys,
+        )
+        partial = reader.salvage(rule, path)
+        if partial is not INVALID:
+            self._check_labels(partial, path)
+        # NOTE: annotations are not checked here, because the variables that
+        # a template may use depend on the rule kind.
+        return reader.reject(path, partial)
+
+    def _check_labels(self, rule: RuleBase, path: FieldPath) -> None:
         if rule.labels is INVALID:
             return
         for name in rule.labels:

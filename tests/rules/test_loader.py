@@ -495,6 +495,12 @@ groups:
     interval: 0
     rules:
       - {alert: Fine, expr: kpi("churn") > 1, for: 5 x}
+      - alert: Fine
+        expr: kpi("churn") > 1
+        kpi: churn
+        for: 5 x
+        colr: red
+        labels: {9bad: x}
 """
 
 # Each case: the problem prefix "file:line: field.path:" and a part of its message.
@@ -581,6 +587,31 @@ MANY_RULE_PROBLEMS = [
         "rules.yaml:32: groups[2].rules[0].for:",
         "Invalid duration '5 x'",
         id="g2-bad-for",
+    ),
+    pytest.param(
+        "rules.yaml:33: groups[2].rules[1]:",
+        "The rule mixes the keys of threshold and anomaly rules",
+        id="mixed-kinds",
+    ),
+    pytest.param(
+        "rules.yaml:33: groups[2].rules[1].alert:",
+        "Duplicate alert name 'Fine'",
+        id="duplicate-alert-of-mixed-kinds",
+    ),
+    pytest.param(
+        "rules.yaml:36: groups[2].rules[1].for:",
+        "Invalid duration '5 x'",
+        id="bad-for-beside-mixed-kinds",
+    ),
+    pytest.param(
+        "rules.yaml:37: groups[2].rules[1].colr:",
+        "Unknown key 'colr'",
+        id="unknown-key-beside-mixed-kinds",
+    ),
+    pytest.param(
+        "rules.yaml:38: groups[2].rules[1].labels.9bad:",
+        "Invalid label name '9bad'",
+        id="label-beside-mixed-kinds",
     ),
 ]
 
