@@ -97,7 +97,7 @@ def test_likelihood_alert_score_raised_to_floor() -> None:
 
 
 @pytest.mark.parametrize("alert_floor", [0.0, 0.45], ids=["zero", "at-threshold"])
-def test_likelihood_alert_floor_at_threshold_keeps_scores(alert_floor: float) -> None:
+def test_likelihood_low_alert_floor_inactive(alert_floor: float) -> None:
     times, values = noisy_series(1)
     # A small shift, so the likelihood score crosses 0.45 but not 0.5.
     values[2000:] += 3.0
