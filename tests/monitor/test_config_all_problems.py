@@ -7,6 +7,7 @@ of them in the same section, and every one must appear in a single run.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,51 @@ def test_check_files_reads_valid_rule_file_entries(tmp_path: Path) -> None:
     ]
     assert problems[0].startswith("config.yaml:1: rule_files[1]: Expected a string")
     assert problems[1].startswith("rules.yaml:1: groups: Expected a list")
+
+
+# Values that fail to read in most fields, so that checks meet partial values.
+MUTATION_VALUES = [
+    "{}",
+    "[]",
+    "[{}]",
+    "[1, {a: 1}]",
+    "{a: {}}",
+    "5 x",
+    "0",
+    "-1",
+    "",
+    "null",
+    "${KRWATCH_TEST_UNSET_TOKEN}",
+    "'('",
+]
+
+
+def _mutate(text: str, rng: random.Random) -> str:
+    """Replace the values of a few lines of ``text``, or delete the lines."""
+    lines = text.splitlines()
+    for _ in range(rng.randint(1, 6)):
+        index = rng.randrange(len(lines))
+        key, colon, _ = lines[index].partition(":")
+        if colon and rng.random() < 0.8:
+            lines[index] = f"{key}: {rng.choice(MUTATION_VALUES)}"
+        else:
+            del lines[index]
+    return "\n".join(lines) + "\n"
+
+
+def test_check_files_mutated_files_never_raise(tmp_path: Path) -> None:
+    rng = random.Random(20250106)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(tmp_path)
+        for attempt in range(200):
+            config = _mutate(CONFIG, rng)
+            rules = _mutate(RULES, rng)
+            Path("config.yaml").write_text(config, encoding="utf-8")
+            Path("rules.yaml").write_text(rules, encoding="utf-8")
+
+            try:
+                problems = check_files("config.yaml", environ={})
+            except Exception as error:
+                pytest.fail(f"Attempt {attempt} raised {error!r}:\n{config}\n{rules}")
+
+            assert problems, f"Attempt {attempt} reported nothing:\n{config}"
