@@ -31,8 +31,8 @@ MIN_PERIODS_FOR_PROFILE = 2.0
 # In "auto" mode a longer period is chosen only when it shrinks the robust
 # scale of the residuals by more than this fraction, to avoid overfitting.
 MIN_SCALE_REDUCTION = 0.1
-# Upper bound on the kept history, whatever history_seconds says, so that a
-# refit stays cheap on dense series.
+# Upper bound on the kept history, whatever history_seconds is set to, so that
+# a refit stays cheap on dense series.
 MAX_HISTORY_SAMPLES = 20_000
 
 

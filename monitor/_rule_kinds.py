@@ -39,7 +39,7 @@ Results = dict[Labels, tuple[Outcome, float | None]]
 
 @dataclass(frozen=True, kw_only=True)
 class RuleOutcome:
-    """What one evaluation of one rule found, per alert label set.
+    """The result of one evaluation of one rule, per alert label set.
 
     Attributes
     ----------
@@ -472,7 +472,7 @@ def evaluate_anomaly(
     """Score the newest samples of each selected series and flag anomalies.
 
     A stale series, a series whose detector has too little data and a
-    series that vanished from the window get ``NO_DATA``; a detector that
+    series that vanished from the window get ``NO_DATA``. A detector that
     raises gives ``ERROR`` for its series only.
     """
     results: Results = {}

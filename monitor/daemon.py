@@ -75,14 +75,17 @@ class Daemon:
     def __init__(self, config_path: Path) -> None:
         self.config_path = config_path
         self.config, self.groups = load_all(config_path)
+
         self.registry = CollectorRegistry()
         self.instruments = Instruments(self.registry)
         self.registry.register(StateCollector(self.metrics_snapshot))
+
         self.store = Store(self.config.resolve(self.config.storage.path))
         self.windows = WindowStore(self.config.storage.window.total_seconds())
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.rate_limited = RateLimitedLog()
+
         self.health: dict[str, SourceHealth] = {}
         self.registry.register(SourceHealthCollector(lambda: self.health.values()))
         self.sources: dict[str, Source] = {}
@@ -91,6 +94,7 @@ class Daemon:
         self.reload_timestamp = time.time()
         self.ready = threading.Event()
         self._reload_lock = threading.Lock()
+
         self.notifier = Notifier(self.config, self.store, self.registry)
         self.source_alerts = SourceAlerts(
             self.store, self.notifier.enqueue, self.config.server.base_url
@@ -106,6 +110,7 @@ class Daemon:
         # Alerts restored from the store whose rule is gone or changed while
         # krwatch was down are resolved now.
         self.evaluator.apply_rules(self.groups)
+
         self.watcher = FileWatcher(self._watched_files, self._reload_on_change)
         self.key_results = KeyResultEvaluator(self.config.key_results, self.windows)
         self.scheduler = BackgroundScheduler(timezone=UTC)

@@ -1,9 +1,9 @@
 """The evaluation cycle: rules to outcomes, outcomes to alert state changes.
 
 Each cycle of a rule group evaluates its rules against the in-memory
-windows and the latest key result statuses, steps every alert through the
-lifecycle, and writes the new alert state together with the notifications
-it causes in one store transaction. ``monitor._rule_kinds`` evaluates each
+windows and the latest key result statuses, and steps every alert through
+the lifecycle. The new alert state and the notifications it causes are
+written in one store transaction. ``monitor._rule_kinds`` evaluates each
 rule kind.
 """
 

@@ -36,7 +36,7 @@ SOURCE_ALERT_GROUP = "krwatch_sources"
 SOURCE_ALERT_SEVERITY = "warning"
 POLL_JITTER_SECONDS = 1.0
 """Slack subtracted from ``failing_for``, because polls start a little late
-or early against their schedule; without it, three failed intervals could
+or early against their schedule. Without it, three failed intervals could
 miss the threshold by milliseconds and fire one poll later."""
 
 _STATE_KEY = "source_alerts"

@@ -1,6 +1,6 @@
 """The sample store: one SQLite file in WAL mode.
 
-It holds the series and their append-only samples, small key-value metadata
+It contains the series and their append-only samples, small key-value metadata
 (such as replay anchors) and the persisted alert state. Other packages add
 their own tables (the outbox, silences) through the same connection, so a
 state change and the notification it causes commit in one transaction.

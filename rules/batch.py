@@ -224,9 +224,26 @@ class BatchPlan:
 
     def _resolve(self) -> None:
         """Map every compiled rule's selectors to block rows."""
+        groups = self._collect_pairs()
+        self._groups = groups
+        self._arrays = {key: pairs.arrays() for key, pairs in groups.items()}
+        self._rule_of_pair = {
+            key: np.asarray(pairs.rules, dtype=object) for key, pairs in groups.items()
+        }
+        self._labels_of_pair = {key: pairs.labels for key, pairs in groups.items()}
+        self._resolved_rules = {
+            rule for pairs in groups.values() for rule in pairs.rules
+        }
+
+        self._plan_fits()
+        self._resolved_rows = len(self.block.keys)
+
+    def _collect_pairs(self) -> dict[tuple[str, float, float | None], _Pairs]:
+        """Return the (rule, series) pairs of every shape group."""
         by_kpi: dict[str, list[int]] = {}
         for row, key in enumerate(self.block.keys):
             by_kpi.setdefault(key.kpi, []).append(row)
+
         groups: dict[tuple[str, float, float | None], _Pairs] = {}
         for rule, (shape, comparison, threshold) in self._shapes.items():
             group_key = (shape.kind, shape.window_seconds, shape.horizon_seconds)
@@ -240,26 +257,16 @@ class BatchPlan:
                 self.stale_after.get(selector.kpi, np.inf)
                 for selector in shape.selectors
             )
+            keep_labels = not (shape.kind == "ratio" and shape.ignore_labels)
             for row, other in matched:
                 pairs.max_ages.append(max_age)
-                keep = not (shape.kind == "ratio" and shape.ignore_labels)
-                pairs.labels.append(self.block.keys[row].labels if keep else ())
+                pairs.labels.append(self.block.keys[row].labels if keep_labels else ())
                 pairs.rules.append(rule)
                 pairs.rows.append(row)
                 pairs.other_rows.append(other)
                 pairs.thresholds.append(threshold)
                 pairs.operators.append(OPERATOR_CODES[comparison])
-        self._groups = groups
-        self._arrays = {key: pairs.arrays() for key, pairs in groups.items()}
-        self._rule_of_pair = {
-            key: np.asarray(pairs.rules, dtype=object) for key, pairs in groups.items()
-        }
-        self._labels_of_pair = {key: pairs.labels for key, pairs in groups.items()}
-        self._resolved_rules = {
-            rule for pairs in groups.values() for rule in pairs.rules
-        }
-        self._plan_fits()
-        self._resolved_rows = len(self.block.keys)
+        return groups
 
     def _plan_fits(self) -> None:
         """Fit each window once for all groups that use it.

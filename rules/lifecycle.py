@@ -1,7 +1,7 @@
 """The alert state machine shared by every rule kind.
 
-States and timing follow Prometheus: a true condition makes an alert
-``pending`` and, after ``for``, ``firing``; a false condition drops a pending
+States and timing follow Prometheus. A true condition makes an alert
+``pending`` and, after ``for``, ``firing``. A false condition drops a pending
 alert and resolves a firing one after ``keep_firing_for``. Missing data and
 evaluation errors are explicit outcomes handled by the rule's policy, so they
 never resolve an alert unless the policy says so.
@@ -21,7 +21,7 @@ FIRING = "firing"
 
 
 class Outcome(enum.Enum):
-    """What one evaluation found for one alert."""
+    """The result of one evaluation for one alert."""
 
     TRUE = "true"
     FALSE = "false"

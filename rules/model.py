@@ -21,7 +21,7 @@ ErrorPolicy = Literal["keep_state", "alerting"]
 
 @dataclass(frozen=True, kw_only=True)
 class Location:
-    """Where a rule was written, for error messages."""
+    """The file and line of a rule, for error messages."""
 
     path: Path
     line: int
@@ -45,7 +45,7 @@ class RuleBase:
     on_error: ErrorPolicy = "keep_state"
     inhibit_when_upstream_firing: bool = False
     """Hold back the firing notification while an alert on a KPI that drives
-    this rule's KPIs fires; it is sent if the alert still fires afterwards."""
+    this rule's KPIs fires. It is sent if the alert still fires afterwards."""
 
 
 @dataclass(frozen=True, kw_only=True)

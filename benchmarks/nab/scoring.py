@@ -47,7 +47,7 @@ class Profile:
 class NabFile:
     """One data file with its labels converted to row indices.
 
-    ``windows`` holds inclusive ``(first_row, last_row)`` pairs in time order.
+    ``windows`` contains inclusive ``(first_row, last_row)`` pairs in time order.
     """
 
     name: str

@@ -99,7 +99,7 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 
 MAX_LISTED_NAMES = 12
-"""Longest list of defined names that an "unknown name" message spells out."""
+"""Maximum number of defined names that an "unknown name" message lists."""
 
 
 def describe_known(name: str, known: Collection[str], role: str) -> str:

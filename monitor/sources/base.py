@@ -52,7 +52,7 @@ class SourceSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class SourceContext:
-    """What a source may use besides its own configuration."""
+    """Services a source may use besides its own configuration."""
 
     config: Config
     session: requests.Session

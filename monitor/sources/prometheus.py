@@ -3,7 +3,7 @@
 With ``backfill``, the first poll of each KPI reads its history through
 ``/api/v1/query_range`` from the newest stored sample (or ``backfill`` ago,
 whichever is later) to the poll time, at ``step`` resolution. Later polls
-run instant queries. Long ranges are split so that no request asks for more
+run instant queries. Long ranges are split so that no request covers more
 than ``MAX_POINTS_PER_REQUEST`` steps, below Prometheus' limit of 11,000
 points per series.
 """

@@ -78,7 +78,7 @@ def get_text(url: str, timeout: float = 5.0) -> str:
 
 
 class Recorder:
-    """A local HTTP server that answers with fixed JSON and records requests."""
+    """A local HTTP server that returns fixed JSON and records requests."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 REGIONS = ("eu", "us", "apac", "latam", "mena")
 HOLD_SECONDS = 30.0
-"""Longest time the webhook holds a request before it answers."""
+"""Maximum time the webhook keeps a request open before it responds."""
 
 
 class HoldingWebhook:
@@ -90,8 +90,8 @@ def test_kill_during_delivery_loses_nothing(
                 webhook.arrived.is_set, 60, "the first delivery to reach the webhook"
             )
             krwatch.kill()
-            # The held request answers after krwatch died, so its outcome was
-            # never stored; the restarted dispatcher must send it again.
+            # The held request completes after krwatch died, so its outcome was
+            # never stored. The restarted dispatcher must send it again.
             webhook.release.set()
             krwatch.start()
             wait_for(
@@ -107,7 +107,7 @@ def test_kill_during_delivery_loses_nothing(
     # The batch in flight at the kill arrived twice: once held, once resent.
     assert len(keys) > len(set(keys))
     # At least once: a repeat carries the same idempotency key, so a receiver
-    # sees one incident per alert.
+    # counts one incident per alert.
     by_fingerprint: dict[str, set[str]] = {}
     for fingerprint, key in keys:
         by_fingerprint.setdefault(fingerprint, set()).add(key)

@@ -22,8 +22,8 @@ from tests.integration._processes import (
 pytestmark = pytest.mark.integration
 
 FOR_SECONDS = 25.0
-"""``for`` of the pending test; long enough to kill and restart inside it,
-even when a loaded machine takes 10 s or more to start krwatch."""
+"""``for`` of the pending test. It leaves time to kill and restart krwatch
+inside it, even when a loaded machine takes 10 s or more to start it."""
 
 KILL_AFTER_SECONDS = 5.0
 """How long the alert is pending before the kill."""
