@@ -22,6 +22,25 @@ class ConfigError(KrwatchError):
         super().__init__("\n".join(self.problems))
 
 
+class FieldValueError(ValueError):
+    """A settings class rejected the value of one of its own fields.
+
+    Raised from ``__post_init__`` so the config reader can point at the
+    line of that field instead of the line of the whole mapping.
+
+    Parameters
+    ----------
+    field : str
+        The key of the field as written in YAML.
+    message : str
+        Full sentence that says what is wrong and how to fix it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
 class SourceError(KrwatchError):
     """A poll of a source failed or returned a value that was rejected.
 

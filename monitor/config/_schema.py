@@ -42,6 +42,7 @@ from monitor.config._yaml import (
     format_field_path,
 )
 from monitor.durations import DurationError, parse_duration
+from monitor.errors import FieldValueError
 from monitor.secrets import Secret
 
 FieldPath = tuple[str | int, ...]
@@ -392,6 +393,7 @@ class Reader:
         }
         values: dict[str, Any] = dict(fixed)
         valid = True
+        key_lines = {key.value: key.line for key, _ in node.entries}
         for key, value_node in node.entries:
             item_path = (*path, key.value)
             self.positions.setdefault(item_path, key.line)
@@ -427,7 +429,11 @@ class Reader:
             return cls(**values)
         except (TypeError, ValueError) as error:
             # A dataclass may validate its own fields in __post_init__.
-            self.report(node.line, path, str(error))
+            if isinstance(error, FieldValueError) and error.field in key_lines:
+                field = error.field
+                self.report(key_lines[field], (*path, field), str(error))
+            else:
+                self.report(node.line, path, str(error))
             return self.reject(path, _build_partial(cls, values))
 
     def report_unknown_key(

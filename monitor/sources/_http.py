@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import requests
 from requests.auth import HTTPBasicAuth
 
-from monitor.errors import SourceError
+from monitor.errors import FieldValueError, SourceError
 from monitor.secrets import Secret
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
@@ -19,6 +20,28 @@ MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 _CHUNK_BYTES = 65536
 _PREVIEW_BYTES = 40
+
+
+def check_http_url(name: str, url: str | Secret) -> None:
+    """Raise ``FieldValueError`` unless ``url`` is an absolute http(s) URL.
+
+    The message of a secret URL names its variable, never its value.
+    """
+    text = url.reveal() if isinstance(url, Secret) else url
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return
+    if not isinstance(url, Secret):
+        subject = f"{name} {text!r} is"
+    elif url.variable:
+        subject = f"{name} from ${{{url.variable}}} is"
+    else:
+        subject = f"{name} is"
+    raise FieldValueError(
+        name,
+        f"{subject} not an absolute URL; write it with its scheme and host, "
+        "such as http://127.0.0.1:9090.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

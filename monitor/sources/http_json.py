@@ -20,7 +20,12 @@ from monitor.config.model import KPIConfig
 from monitor.errors import SourceError
 from monitor.secrets import Secret
 from monitor.series import Sample, SeriesKey, make_labels
-from monitor.sources._http import HttpOptions, decode_json, http_request
+from monitor.sources._http import (
+    HttpOptions,
+    check_http_url,
+    decode_json,
+    http_request,
+)
 from monitor.sources.base import PartialReadError, Source, SourceSettings, check_value
 from monitor.sources.timestamps import check_timezone, parse_timestamp, time_zone
 
@@ -68,6 +73,7 @@ class HttpJsonSettings(HttpOptions, SourceSettings):
     """IANA time zone of naive ISO timestamps."""
 
     def __post_init__(self) -> None:
+        check_http_url("url", self.url)
         check_timezone(self.timezone)
 
 

@@ -24,7 +24,12 @@ from typing import Any, ClassVar, Literal, cast
 from monitor.config.model import KPIConfig
 from monitor.errors import SourceError
 from monitor.series import Sample, SeriesKey
-from monitor.sources._http import HttpOptions, decode_json, http_request
+from monitor.sources._http import (
+    HttpOptions,
+    check_http_url,
+    decode_json,
+    http_request,
+)
 from monitor.sources.base import Source, SourceSettings, check_value
 
 DEFAULT_PAGE_SIZE = 100
@@ -50,6 +55,7 @@ class JiraSettings(HttpOptions, SourceSettings):
     count or sum."""
 
     def __post_init__(self) -> None:
+        check_http_url("url", self.url)
         if self.page_size < 1:
             raise ValueError(f"page_size is {self.page_size}; set 1 or more.")
         if self.max_pages < 1:

@@ -20,7 +20,12 @@ from typing import Any, ClassVar, cast
 from monitor.config.model import KPIConfig, SourceConfig
 from monitor.errors import SourceError
 from monitor.series import Sample, SeriesKey, make_labels
-from monitor.sources._http import HttpOptions, decode_json, http_request
+from monitor.sources._http import (
+    HttpOptions,
+    check_http_url,
+    decode_json,
+    http_request,
+)
 from monitor.sources.base import (
     PartialReadError,
     Source,
@@ -43,6 +48,7 @@ class PrometheusSettings(HttpOptions, SourceSettings):
     """Resolution of backfill range queries."""
 
     def __post_init__(self) -> None:
+        check_http_url("url", self.url)
         if self.step.total_seconds() <= 0:
             raise ValueError(f"step is {self.step}; set a positive duration.")
 

@@ -29,7 +29,7 @@ from monitor.errors import SourceError
 from monitor.secrets import Secret
 from monitor.series import Sample
 from monitor.sources._frames import TIME_COLUMN, prepare_table, table_samples
-from monitor.sources._http import HttpOptions, http_request
+from monitor.sources._http import HttpOptions, check_http_url, http_request
 from monitor.sources.base import Source, SourceContext, SourceSettings
 from monitor.sources.timestamps import check_timezone, time_zone
 
@@ -60,6 +60,8 @@ class SpreadsheetSettings(HttpOptions, SourceSettings):
     def __post_init__(self) -> None:
         if (self.folder is None) == (self.url is None):
             raise ValueError("Set exactly one of folder and url.")
+        if self.url is not None:
+            check_http_url("url", self.url)
         check_timezone(self.timezone)
 
 
