@@ -33,7 +33,7 @@ class FieldValueError(ValueError):
     field : str
         The key of the field as written in YAML.
     message : str
-        Full sentence that says what is wrong and how to fix it.
+        Full sentence naming the problem and the fix.
     """
 
     def __init__(self, field: str, message: str) -> None:

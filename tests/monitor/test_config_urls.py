@@ -31,7 +31,7 @@ def problems_of(tmp_path: Path, text: str, environ: dict[str, str]) -> list[str]
     ["localhost:9090", "127.0.0.1:9090/api", "ftp://127.0.0.1/", "http://"],
     ids=["host-port", "no-scheme", "ftp", "no-host"],
 )
-def test_check_files_rejects_url_without_http_scheme(
+def test_check_files_url_without_scheme(
     tmp_path: Path, source_type: str, url: str
 ) -> None:
     text = SOURCE.format(type=source_type, url=url)
@@ -44,14 +44,14 @@ def test_check_files_rejects_url_without_http_scheme(
 
 
 @pytest.mark.parametrize("source_type", ["prometheus", "jira", "http_json"])
-def test_check_files_accepts_http_and_https_urls(
+def test_check_files_http_urls_accepted(
     tmp_path: Path, source_type: str
 ) -> None:
     for url in ("http://127.0.0.1:9090", "https://kpi.example.test/api/v1"):
         assert problems_of(tmp_path, SOURCE.format(type=source_type, url=url), {}) == []
 
 
-def test_check_files_bad_secret_url_names_variable_not_value(tmp_path: Path) -> None:
+def test_check_files_secret_url_hidden(tmp_path: Path) -> None:
     text = SOURCE.format(type="http_json", url="${KPI_URL}")
 
     problems = problems_of(tmp_path, text, {"KPI_URL": "secret-token@nowhere"})
