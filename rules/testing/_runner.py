@@ -128,6 +128,13 @@ def run_test_file(path: str | Path) -> FileResult:
         except NotationError as error:
             line = reader.line_of(("tests", index, "input_series"))
             result.problems.append(f"{display}:{line}: tests[{index}]: {error}")
+    if result.checks == 0 and not result.problems:
+        # A file without checks is usually a mistake, such as a rule file
+        # given in place of its test file, so it must not report success.
+        result.problems.append(
+            f"{display}:1: the file has no checks; add tests with "
+            "alert_rule_test or key_result_test entries."
+        )
     return result
 
 

@@ -236,8 +236,13 @@ def test_run_test_file_key_result_status(tmp_path: Path) -> None:
             "rule_files: [rules.yaml]\ntests:\n  - input_series: [{series: x, values: '1 y'}]\n",
             r":3: tests\[0\]: Invalid value 'y'",
         ),
+        ("rule_files: [rules.yaml]\n", r"bad_test.yaml:1: the file has no checks"),
+        (
+            "rule_files: [rules.yaml]\ntests:\n  - input_series: []\n",
+            r"no checks; add tests with alert_rule_test or key_result_test",
+        ),
     ],
-    ids=["unknown-key", "missing-rule-file", "bad-values"],
+    ids=["unknown-key", "missing-rule-file", "bad-values", "no-tests", "no-checks"],
 )
 def test_run_test_file_problems(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "rules.yaml").write_text(RULES)
