@@ -194,3 +194,50 @@ def test_cli_backtest_missing_store(
         "does not exist; run krwatch to collect history first"
         in capsys.readouterr().err
     )
+
+
+def backtest_json(
+    config_path: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> dict[str, object]:
+    args = ["backtest", "-c", str(config_path), "--data", "csv", "--format", "json"]
+    times = ["--from", "2025-01-06T00:00:00Z", "--to", "2025-01-06T12:00:00Z"]
+    assert main([*args, *times, *extra]) == 0
+    report: dict[str, object] = json.loads(capsys.readouterr().out)
+    return report
+
+
+def episode_of(report: dict[str, object], alert: str) -> dict[str, str]:
+    alerts = [item for item in report["alerts"] if item["alert"] == alert]  # type: ignore[attr-defined]
+    assert len(alerts) == 1
+    episode: dict[str, str] = alerts[0]["episodes"][0]
+    return episode
+
+
+def test_cli_backtest_interval_override(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = write_setup(tmp_path)
+
+    configured = episode_of(backtest_json(config_path, capsys), "OrdersLow")
+    coarse = episode_of(
+        backtest_json(config_path, capsys, "--interval", "15m"), "OrdersLow"
+    )
+
+    assert configured["active_at"] == "2025-01-06T03:10:00Z"
+    assert configured["fired_at"] == "2025-01-06T03:30:00Z"
+    assert coarse["active_at"] == "2025-01-06T03:15:00Z"
+    assert coarse["fired_at"] == "2025-01-06T03:45:00Z"
+
+
+@pytest.mark.parametrize("interval", ["0s", "5 minutes"], ids=["zero", "prose"])
+def test_cli_backtest_invalid_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], interval: str
+) -> None:
+    config_path = write_setup(tmp_path)
+    args = ["backtest", "-c", str(config_path), "--interval", interval]
+
+    with pytest.raises(SystemExit) as raised:
+        main([*args, "--from", "2025-01-06", "--to", "2025-01-07"])
+
+    assert raised.value.code == 2
+    assert "--interval" in capsys.readouterr().err
