@@ -12,8 +12,8 @@ import numpy as np
 from detectors.keyresults import (
     ErrorPool,
     KeyResultForecast,
+    KeyResultForecaster,
     KeyResultSpec,
-    forecast_key_result,
 )
 from monitor.config.model import KeyResultConfig
 from monitor.series import SeriesKey
@@ -124,12 +124,23 @@ class KeyResultStatus:
         }
 
 
+def _forecast_key(name: str, series: SeriesKey | None) -> str:
+    """Return the forecaster's cache key, which changes when the series does."""
+    return f"{name}|{series}"
+
+
 def _json_number(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
 class KeyResultEvaluator:
     """Evaluate every configured key result against the in-memory windows.
+
+    Each key result's model is refitted only when its series gains a
+    complete step, its period changes or the error pool gains errors (see
+    :class:`KeyResultForecaster`); other cycles recompute only the current
+    value, the booked part of a cumulative key result and the probability
+    against the target.
 
     Parameters
     ----------
@@ -148,9 +159,20 @@ class KeyResultEvaluator:
     ) -> None:
         self.key_results = key_results
         self.windows = windows
-        self.error_pool = error_pool if error_pool is not None else ErrorPool()
+        self._error_pool = error_pool if error_pool is not None else ErrorPool()
+        self.forecaster = KeyResultForecaster(error_pool=self._error_pool)
+
+    @property
+    def error_pool(self) -> ErrorPool:
+        """The pooled forecast errors that calibrate every key result."""
+        return self._error_pool
 
     def evaluate(self, now: float) -> dict[str, KeyResultStatus]:
+        """Evaluate every key result at ``now`` (epoch seconds UTC).
+
+        A key result whose evaluation raises is logged and left out of the
+        result, so one broken key result does not hide the others.
+        """
         moment = datetime.fromtimestamp(now, UTC)
         results: dict[str, KeyResultStatus] = {}
         for config in self.key_results:
@@ -158,6 +180,11 @@ class KeyResultEvaluator:
                 results[config.name] = self._evaluate_one(config, moment, now)
             except Exception:
                 logger.exception("Evaluating key result %s failed", config.name)
+        # Key results removed by a reload, or moved to another series, release
+        # their cached paths.
+        self.forecaster.retain(
+            _forecast_key(status.name, status.series) for status in results.values()
+        )
         return results
 
     def _evaluate_one(
@@ -177,8 +204,8 @@ class KeyResultEvaluator:
             self.error_pool.update(
                 times, values, now, key=str(key), measure=config.measure
             )
-        forecast = forecast_key_result(
-            spec, times, values, now, error_pool=self.error_pool
+        forecast = self.forecaster.forecast(
+            _forecast_key(config.name, key), spec, times, values, now
         )
         return KeyResultStatus(
             config=config,

@@ -1,15 +1,19 @@
 """Key result forecasting: attainment probability, status and miss alerts.
 
-The daemon calls :func:`forecast_key_result` once per key result and cycle. It
-keeps one :class:`ErrorPool` per installation, which calibrates the prediction
-intervals from the forecast errors of all KPI series, and one
-:class:`AttainmentAlertState` per forecast rule and key result.
+The daemon forecasts every key result once per cycle through one
+:class:`KeyResultForecaster`, which refits a key result's model only when its
+history gains a step; :func:`forecast_key_result` is the same forecast
+without the cache. The daemon keeps one :class:`ErrorPool` per installation,
+which calibrates the prediction intervals from the forecast errors of all KPI
+series. :class:`AttainmentAlertState` is the miss-alert policy of the
+benchmark, with confirmation and hysteresis.
 """
 
 from __future__ import annotations
 
 from detectors.keyresults._alert import AttainmentAlertState
 from detectors.keyresults._forecast import forecast_key_result
+from detectors.keyresults._forecaster import KeyResultForecaster
 from detectors.keyresults._pool import ErrorPool
 from detectors.keyresults._spec import (
     STATUSES,
@@ -22,6 +26,7 @@ __all__ = [
     "AttainmentAlertState",
     "ErrorPool",
     "KeyResultForecast",
+    "KeyResultForecaster",
     "KeyResultSpec",
     "forecast_key_result",
 ]

@@ -129,10 +129,10 @@ def forecast_key_result(
     """
     times, data, problem = clean_samples(timestamps, values)
     if problem is not None:
-        return _insufficient(spec, math.nan, now, problem)
+        return insufficient_forecast(spec, math.nan, now, problem)
 
     if now >= spec.due:
-        return _closed(spec, times, data, now)
+        return closed_forecast(spec, times, data, now)
 
     simulation = simulate_key_result(
         spec,
@@ -145,8 +145,8 @@ def forecast_key_result(
         detect_shifts=detect_shifts,
     )
     if isinstance(simulation, str):
-        current = _current_value(spec, times, data, now)
-        return _insufficient(spec, current, now, simulation)
+        current = current_value(spec, times, data, now)
+        return insufficient_forecast(spec, current, now, simulation)
 
     return summarise(spec, simulation, now)
 
@@ -168,84 +168,201 @@ def simulate_key_result(
     does not depend on the target, baseline or direction, so one simulation
     can score several targets with :func:`summarise`.
     """
-    fitted = _fit_steps(spec, times, data, now, detect_shifts)
-    if isinstance(fitted, str):
-        return fitted
+    grid = step_grid(spec, times, data, now)
+    paths = draw_paths(
+        spec,
+        grid,
+        error_pool=error_pool,
+        seed=seed,
+        path_count=path_count,
+        detect_shifts=detect_shifts,
+    )
+    if isinstance(paths, str):
+        return paths
 
-    grid, model = fitted
-    step_seconds = grid.step_seconds
-    step_name = STEP_NAMES[step_seconds]
-    last_end = float(grid.ends[-1])
-    horizon = max(1, round((spec.due - last_end) / step_seconds))
-    path_ends = last_end + step_seconds * np.arange(1, horizon + 1)
-    point = model.predict(horizon)
-    rng = np.random.default_rng(seed)
-    bucket = error_bucket(model)
-    source = _error_source(error_pool, step_name, bucket, horizon)
-    reason = f"Used {model.describe()} with {source}."
-    current = _current_value(spec, times, data, now)
-    best_rates = _best_rates(spec.measure, grid.values, step_seconds, horizon)
+    return paths.simulate(spec, times, data, now)
 
-    if spec.measure == "level":
-        errors = _sample_errors(
-            error_pool, step_name, bucket, np.array([horizon]), path_count, rng
-        )[:, 0]
-        outcomes = point[-1] + model.scale * errors
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatedPaths:
+    """The fitted model and simulated errors of one step grid.
+
+    Everything here depends only on the complete steps before now and on
+    the period, so it stays valid until the history gains a step or the
+    period changes. :meth:`simulate` adds what depends on the evaluation
+    time: the booked part of a cumulative key result and the share of the
+    current step that is still open.
+
+    Attributes
+    ----------
+    grid : StepGrid
+        The steps the model was fitted on.
+    model : FittedModel
+        The fitted model.
+    point : ndarray
+        Point forecast of each remaining step.
+    path_ends : ndarray
+        End time of each remaining step, the last one at the due date.
+    horizons : ndarray
+        Horizons, in steps, of the columns of ``errors``.
+    errors : ndarray
+        Scaled errors, one row per path and one column per horizon; the
+        forecast error is ``model.scale`` times this.
+    best_rate_per_day : tuple of float
+        See :attr:`Simulation.best_rate_per_day`.
+    reason : str
+        Which model and errors were used.
+    """
+
+    grid: StepGrid
+    model: FittedModel
+    point: np.ndarray
+    path_ends: np.ndarray
+    horizons: np.ndarray
+    errors: np.ndarray
+    best_rate_per_day: tuple[float, float]
+    reason: str
+
+    def simulate(
+        self, spec: KeyResultSpec, times: np.ndarray, data: np.ndarray, now: float
+    ) -> Simulation:
+        """Return the simulated values at the due date as of ``now``.
+
+        A KPI with no negative sample up to ``now`` cannot end below zero,
+        so its paths are cut at zero: a ``level`` outcome below zero becomes
+        zero, and so does a negative sum of the remaining steps of a
+        ``cumulative`` key result. This changes no probability against a
+        ``level`` target of zero or more, or a ``cumulative`` target of at
+        least the booked sum, because every path that moves stays on the
+        same side of such a target.
+        """
+        current = current_value(spec, times, data, now)
+        non_negative = _history_non_negative(times, data, now)
+        scale = self.model.scale
+        if spec.measure == "level":
+            outcomes = self.point[-1] + scale * self.errors[:, 0]
+            median_path = self.point
+            if non_negative:
+                outcomes = np.maximum(outcomes, 0.0)
+                median_path = np.maximum(median_path, 0.0)
+            return Simulation(
+                outcomes=outcomes,
+                current=current,
+                median_path=median_path,
+                path_ends=self.path_ends,
+                best_rate_per_day=self.best_rate_per_day,
+                reason=self.reason,
+            )
+
+        step_seconds = self.grid.step_seconds
+        weights = _remaining_weights(spec, self.path_ends, step_seconds, now)
+        block_weights = _block_weights(weights, self.horizons.size)
+        remaining = self.point @ weights + scale * (self.errors @ block_weights)
+        point = self.point
+        if non_negative:
+            remaining = np.maximum(remaining, 0.0)
+            point = np.maximum(point, 0.0)
+
         return Simulation(
-            outcomes=outcomes,
+            outcomes=current + remaining,
             current=current,
-            median_path=point,
-            path_ends=path_ends,
-            best_rate_per_day=best_rates,
-            reason=reason,
+            median_path=current + np.cumsum(point * weights),
+            path_ends=self.path_ends,
+            best_rate_per_day=self.best_rate_per_day,
+            reason=self.reason,
         )
 
-    weights = _remaining_weights(spec, path_ends, step_seconds, now)
-    horizons, block_weights = _simulated_horizons(weights)
-    errors = _sample_errors(error_pool, step_name, bucket, horizons, path_count, rng)
-    booked = current
-    outcomes = booked + point @ weights + model.scale * (errors @ block_weights)
 
-    return Simulation(
-        outcomes=outcomes,
-        current=booked,
-        median_path=booked + np.cumsum(point * weights),
-        path_ends=path_ends,
-        best_rate_per_day=best_rates,
-        reason=reason,
-    )
+def step_grid(
+    spec: KeyResultSpec, times: np.ndarray, data: np.ndarray, now: float
+) -> StepGrid:
+    """Aggregate cleaned samples to the complete steps before ``now``.
 
-
-def _fit_steps(
-    spec: KeyResultSpec,
-    times: np.ndarray,
-    data: np.ndarray,
-    now: float,
-    detect_shifts: bool,
-) -> tuple[StepGrid, FittedModel] | str:
-    """Aggregate the samples to steps and fit the model, or say why not."""
-    step_seconds = choose_step(spec, times)
-    grid = aggregate_steps(
+    The steps end at the due date, so the grid changes only when a step
+    completes, a sample inside a complete step changes, or the period moves.
+    """
+    return aggregate_steps(
         times,
         data,
         anchor=spec.due,
         now=now,
-        step_seconds=step_seconds,
+        step_seconds=choose_step(spec, times),
         max_steps=MAX_HISTORY_STEPS,
         measure=spec.measure,
     )
+
+
+def draw_paths(
+    spec: KeyResultSpec,
+    grid: StepGrid,
+    *,
+    error_pool: ErrorPool | None = None,
+    seed: int | None = 0,
+    path_count: int = DEFAULT_PATH_COUNT,
+    detect_shifts: bool = True,
+) -> SimulatedPaths | str:
+    """Fit the model to a step grid and draw the error paths to the due date.
+
+    Returns a sentence instead when the grid has too few observed steps.
+    """
     if grid.observed_count < MIN_OBSERVED_STEPS:
         return (
-            f"The series has {grid.observed_count} {_STEP_ADJECTIVES[step_seconds]} "
-            f"steps with samples before now, and a forecast needs at least "
-            f"{MIN_OBSERVED_STEPS}."
+            f"The series has {grid.observed_count} "
+            f"{_STEP_ADJECTIVES[grid.step_seconds]} steps with samples before "
+            f"now, and a forecast needs at least {MIN_OBSERVED_STEPS}."
         )
 
-    model = fit_model(grid.values, grid.ends, step_seconds, detect_shifts=detect_shifts)
+    model = fit_model(
+        grid.values, grid.ends, grid.step_seconds, detect_shifts=detect_shifts
+    )
     if model is None:
         return f"The series has fewer than {MIN_OBSERVED_STEPS} usable steps."
 
-    return grid, model
+    return draw_model_paths(
+        spec, grid, model, error_pool=error_pool, seed=seed, path_count=path_count
+    )
+
+
+def draw_model_paths(
+    spec: KeyResultSpec,
+    grid: StepGrid,
+    model: FittedModel,
+    *,
+    error_pool: ErrorPool | None = None,
+    seed: int | None = 0,
+    path_count: int = DEFAULT_PATH_COUNT,
+) -> SimulatedPaths:
+    """Draw the error paths to the due date for a model fitted to ``grid``."""
+    step_seconds = grid.step_seconds
+    step_name = STEP_NAMES[step_seconds]
+    last_end = float(grid.ends[-1])
+    horizon = max(1, round((spec.due - last_end) / step_seconds))
+    bucket = error_bucket(model)
+    if spec.measure == "level":
+        horizons = np.array([horizon])
+    else:
+        horizons = _simulated_horizons(horizon)
+    rng = np.random.default_rng(seed)
+    errors = _sample_errors(error_pool, step_name, bucket, horizons, path_count, rng)
+    source = _error_source(error_pool, step_name, bucket, horizon)
+
+    return SimulatedPaths(
+        grid=grid,
+        model=model,
+        point=model.predict(horizon),
+        path_ends=last_end + step_seconds * np.arange(1, horizon + 1),
+        horizons=horizons,
+        errors=errors,
+        best_rate_per_day=_best_rates(spec.measure, grid.values, step_seconds, horizon),
+        reason=f"Used {model.describe()} with {source}.",
+    )
+
+
+def _history_non_negative(times: np.ndarray, data: np.ndarray, now: float) -> bool:
+    """Return whether the samples up to ``now`` exist and none is negative."""
+    seen = data[times <= now]
+
+    return bool(seen.size > 0 and seen.min() >= 0.0)
 
 
 def _error_source(
@@ -324,9 +441,10 @@ def _required_rate(spec: KeyResultSpec, current: float, now: float) -> float:
     return (spec.target - current) / days_left
 
 
-def _current_value(
+def current_value(
     spec: KeyResultSpec, times: np.ndarray, data: np.ndarray, now: float
 ) -> float:
+    """Return the last sample up to ``now`` (``level``) or the booked sum."""
     if spec.measure == "level":
         before = np.flatnonzero(times <= now)
         return float(data[before[-1]]) if before.size else math.nan
@@ -347,26 +465,36 @@ def _remaining_weights(
     return np.clip(overlap / step_seconds, 0.0, 1.0)
 
 
-def _simulated_horizons(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the horizons to simulate and the weight each one carries.
+def _simulated_horizons(horizon_count: int) -> np.ndarray:
+    """Return the horizons whose errors are simulated for a cumulative sum.
 
     Up to ``MAX_SIMULATED_STEPS`` remaining steps are simulated one by one.
-    Longer horizons are cut into that many blocks, and each block's error is
-    its midpoint's error times the block's total weight, which keeps the
-    cost flat for hourly key results.
+    Longer horizons are cut into that many blocks, and each block is
+    simulated at its midpoint, which keeps the cost flat for hourly key
+    results.
     """
-    horizon_count = weights.size
     if horizon_count <= MAX_SIMULATED_STEPS:
-        return np.arange(1, horizon_count + 1), weights
+        return np.arange(1, horizon_count + 1)
 
     # NOTE: a block shares one error, so the spread of a sum over long
     # horizons is an approximation (slightly wider than per-step paths).
-    bounds = np.linspace(0, horizon_count, MAX_SIMULATED_STEPS + 1)
-    edges = bounds.round().astype(np.intp)
-    midpoints = (edges[:-1] + edges[1:] + 1) // 2
-    block_weights = np.add.reduceat(weights, edges[:-1])
+    edges = _block_edges(horizon_count)
 
-    return midpoints, block_weights
+    return (edges[:-1] + edges[1:] + 1) // 2
+
+
+def _block_weights(weights: np.ndarray, block_count: int) -> np.ndarray:
+    """Return the total weight of each block of :func:`_simulated_horizons`."""
+    if block_count == weights.size:
+        return weights
+
+    return np.add.reduceat(weights, _block_edges(weights.size)[:-1])
+
+
+def _block_edges(horizon_count: int) -> np.ndarray:
+    bounds = np.linspace(0, horizon_count, MAX_SIMULATED_STEPS + 1)
+
+    return bounds.round().astype(np.intp)
 
 
 def _sample_errors(
@@ -473,7 +601,7 @@ def _decide_by(spec: KeyResultSpec, simulation: Simulation, now: float) -> float
     return float(dates[infeasible[0] - 1])
 
 
-def _closed(
+def closed_forecast(
     spec: KeyResultSpec, times: np.ndarray, data: np.ndarray, now: float
 ) -> KeyResultForecast:
     """Score a key result whose due date has passed against its outcome."""
@@ -484,7 +612,7 @@ def _closed(
         booked = (times >= spec.start) & (times < spec.due)
         outcome = float(np.sum(data[booked])) if np.any(booked) else math.nan
     if math.isnan(outcome):
-        return _insufficient(
+        return insufficient_forecast(
             spec, math.nan, now, "The series has no samples before the due date."
         )
 
@@ -512,9 +640,10 @@ def _closed(
     )
 
 
-def _insufficient(
+def insufficient_forecast(
     spec: KeyResultSpec, current: float, now: float, reason: str
 ) -> KeyResultForecast:
+    """Return an ``insufficient_data`` result that gives ``reason``."""
     return KeyResultForecast(
         status="insufficient_data",
         current=current,

@@ -174,6 +174,12 @@ class ErrorPool:
         self._errors: dict[tuple[str, str, int], _Ring] = {}
         self._origins: dict[tuple[str, str], _OriginLog] = {}
         self._quantile_cache: dict[tuple[str, str, int], np.ndarray] = {}
+        self._revision = 0
+
+    @property
+    def revision(self) -> int:
+        """Number of times errors were added; paths drawn before a change are stale."""
+        return self._revision
 
     def error_count(self, step_name: str, bucket: str, bin_index: int) -> int:
         """Return how many errors the pool holds for one step, bucket and bin."""
@@ -343,6 +349,7 @@ class ErrorPool:
                 self._errors[key] = ring
             ring.extend(np.array([value]))
             self._quantile_cache.pop(key, None)
+        self._revision += 1
 
     def to_dict(self) -> dict[str, Any]:
         """Return the pool as plain JSON-compatible data, with a schema version."""

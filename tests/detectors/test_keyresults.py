@@ -13,6 +13,12 @@ from detectors.keyresults import (
     KeyResultSpec,
     forecast_key_result,
 )
+from detectors.keyresults._forecast import (
+    _block_weights,
+    _remaining_weights,
+    draw_paths,
+    step_grid,
+)
 
 DAY = 86400.0
 START = 1_704_067_200.0  # 2024-01-01T00:00:00Z
@@ -297,3 +303,64 @@ def test_forecast_gaps_and_nan_samples_tolerated() -> None:
     assert result.status == "on_track"
     assert result.attainment_probability > 0.7
     assert "level shift" not in result.reason
+
+
+def _cost_per_click(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return a daily KPI near 0.25 whose noise reaches below 0.05."""
+    rng = np.random.default_rng(seed)
+    days = np.arange(-60, 10)
+    values = np.abs(0.25 + rng.normal(0.0, 0.08, days.size))
+    return START + days * DAY + 12 * 3600.0, values
+
+
+@pytest.mark.parametrize("measure", ["level", "cumulative"])
+def test_forecast_non_negative_history_band(measure: str) -> None:
+    times, values = _cost_per_click(seed=19)
+    now = START + 10 * DAY
+    spec = _spec(measure=measure, direction="decrease", baseline=0.25, target=0.2)
+    result = forecast_key_result(spec, times, values, now)
+    booked = values[(times >= START) & (times <= now)].sum()
+    floor = 0.0 if measure == "level" else booked
+    assert result.lower_95 >= floor
+    assert result.lower_80 >= floor
+    # The same series shifted below zero once gets the unclipped band.
+    shifted = values.copy()
+    shifted[0] = -0.01
+    unclipped = forecast_key_result(spec, times, shifted, now)
+    assert unclipped.lower_95 < floor
+
+
+@pytest.mark.parametrize(
+    ("measure", "direction", "target"),
+    [
+        ("level", "decrease", 0.2),
+        ("level", "increase", 0.3),
+        ("level", "decrease", 0.0),
+        ("cumulative", "decrease", 20.0),
+        ("cumulative", "increase", 23.0),
+    ],
+    ids=["level-below", "level-above", "level-zero", "sum-below", "sum-above"],
+)
+def test_forecast_non_negative_probability_unchanged(
+    measure: str, direction: str, target: float
+) -> None:
+    times, values = _cost_per_click(seed=20)
+    now = START + 10 * DAY
+    spec = _spec(measure=measure, direction=direction, baseline=0.25, target=target)
+    paths = draw_paths(spec, step_grid(spec, times, values, now))
+    assert not isinstance(paths, str)
+    booked = values[(times >= START) & (times <= now)].sum()
+    if measure == "level":
+        raw = paths.point[-1] + paths.model.scale * paths.errors[:, 0]
+        assert np.any(raw < 0.0)
+    else:
+        weights = _remaining_weights(spec, paths.path_ends, DAY, now)
+        block_weights = _block_weights(weights, paths.horizons.size)
+        errors = paths.model.scale * (paths.errors @ block_weights)
+        raw = booked + paths.point @ weights + errors
+    if direction == "increase":
+        expected = float(np.mean(raw >= target))
+    else:
+        expected = float(np.mean(raw <= target))
+    result = forecast_key_result(spec, times, values, now)
+    assert result.attainment_probability == pytest.approx(expected)
