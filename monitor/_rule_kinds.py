@@ -132,6 +132,7 @@ class DataPresence:
         self.kpis = sorted(set(kpis))
         self.key_results = set(key_results)
         self._cache: dict[str, dict[Labels, bool]] = {}
+        self._selected: list[dict[Labels, bool]] | None = None
 
     def outcome(self, labels: Mapping[str, str]) -> Outcome:
         """Return ``NO_DATA`` or ``FALSE`` for an alert missing from the result."""
@@ -175,6 +176,43 @@ class DataPresence:
             found_fresh = True
         return found_fresh
 
+    def element_has_data(self, labels: Labels) -> bool:
+        """Return whether an expression element was computed from fresh series.
+
+        The element may come from every selected series whose labels contain
+        its labels: one series when the labels are equal, several when a
+        binary operation matched ``on`` fewer labels. One stale series among
+        them makes the element no data. An element that no selected series
+        explains is judged on the KPIs' series, as an alert is.
+        """
+        wanted = set(labels)
+        found = False
+        for freshness in self._selected_freshness():
+            exact = freshness.get(labels)
+            if exact is not None:
+                candidates = [exact]
+            else:
+                candidates = [
+                    fresh for key, fresh in freshness.items() if wanted <= set(key)
+                ]
+            if not all(candidates):
+                return False
+            found = found or bool(candidates)
+        return found or self.has_data(dict(labels), series_only=True)
+
+    def _selected_freshness(self) -> list[dict[Labels, bool]]:
+        if self._selected is None:
+            expression = getattr(self.rule, "expression", None)
+            selectors = expr.referenced_selectors(expression) if expression else ()
+            self._selected = [
+                {
+                    window.labels: self.context.is_fresh(window)
+                    for window in self.context.select(selector.kpi, selector.matchers)
+                }
+                for selector in selectors
+            ]
+        return self._selected
+
     def any_stale(self) -> bool:
         """Return whether any series of the rule's KPIs is stale."""
         return any(
@@ -202,6 +240,18 @@ def evaluate_threshold(rule: ThresholdRule, context: CycleContext) -> RuleOutcom
             results={labels: (Outcome.TRUE, float(result))} if holds else {}
         )
 
+    if expr.reads_absence(rule.expression):
+        # absent() and stale() hold because data is missing, so their
+        # elements are true as evaluated, and an alert that no longer
+        # matches resolves.
+        return RuleOutcome(
+            results={
+                alert_labels(rule, element.labels): (Outcome.TRUE, float(element.value))
+                for element in result
+            },
+            default=Outcome.FALSE,
+        )
+
     presence = DataPresence(
         context,
         rule,
@@ -215,9 +265,7 @@ def evaluate_threshold(rule: ThresholdRule, context: CycleContext) -> RuleOutcom
     for element in result:
         labels = alert_labels(rule, element.labels)
         outcome = Outcome.TRUE
-        if check_elements and not presence.has_data(
-            dict(element.labels), series_only=True
-        ):
+        if check_elements and not presence.element_has_data(element.labels):
             outcome = Outcome.NO_DATA
         matched[labels] = (outcome, float(element.value))
     no_data = not result and not context.has_fresh_data(rule.expression)

@@ -11,9 +11,11 @@ tree over an ``EvaluationContext`` and returns a float or a ``Vector``.
 from __future__ import annotations
 
 from rules.expr._analysis import (
+    reads_absence,
     reference_errors,
     referenced_key_results,
     referenced_kpis,
+    referenced_selectors,
     validate,
 )
 from rules.expr._evaluate import evaluate
@@ -70,9 +72,11 @@ __all__ = [
     "evaluate",
     "matches_all",
     "parse",
+    "reads_absence",
     "reference_errors",
     "referenced_key_results",
     "referenced_kpis",
+    "referenced_selectors",
     "result_type",
     "validate",
 ]

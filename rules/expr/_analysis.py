@@ -15,6 +15,23 @@ def referenced_kpis(expr: Expr) -> frozenset[str]:
     return frozenset(node.kpi for node in walk(expr) if isinstance(node, Selector))
 
 
+ABSENCE_FUNCTIONS = frozenset({"absent", "stale"})
+"""Functions whose result is about missing or old data."""
+
+
+def referenced_selectors(expr: Expr) -> tuple[Selector, ...]:
+    """Return every ``kpi(...)`` selector of ``expr``, parents first."""
+    return tuple(node for node in walk(expr) if isinstance(node, Selector))
+
+
+def reads_absence(expr: Expr) -> bool:
+    """Return whether ``expr`` calls ``absent`` or ``stale``."""
+    return any(
+        isinstance(node, Call) and node.function in ABSENCE_FUNCTIONS
+        for node in walk(expr)
+    )
+
+
 def referenced_key_results(expr: Expr) -> frozenset[str]:
     """Return the names of the key results that ``expr`` reads."""
     return frozenset(name for name, _ in _key_result_references(expr))

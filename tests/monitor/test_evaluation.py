@@ -184,6 +184,66 @@ def test_evaluate_threshold_no_series_alerting_fires(engine: Engine) -> None:
     assert engine.transitions()[-1] == ("OrdersHigh", "", "resolved")
 
 
+ABSENCE = """
+groups:
+  - name: shop
+    rules:
+      - alert: OrdersSilent
+        expr: {expr}
+"""
+
+
+def test_evaluate_stale_rule_fires_and_resolves(engine: Engine) -> None:
+    group = engine.rules(ABSENCE.format(expr='stale(kpi("orders"), 10m)'))
+    engine.add("orders", {"region": "us"}, (0, 150))
+    engine.run(group, 10)
+    engine.run(group, 1200)
+    assert engine.transitions() == [("OrdersSilent", "us", "firing")]
+
+    engine.add("orders", {"region": "us"}, (1300, 150))
+    engine.run(group, 1310)
+
+    assert engine.transitions()[-1] == ("OrdersSilent", "us", "resolved")
+    assert engine.states() == {}
+
+
+def test_evaluate_absent_rule_fires_and_resolves(engine: Engine) -> None:
+    group = engine.rules(ABSENCE.format(expr='absent(kpi("orders", region="us"))'))
+    # A stale series of the KPI must not turn the absence into no data.
+    engine.add("orders", {"region": "apac"}, (0, 150))
+    engine.add("orders", {"region": "eu"}, (0, 150), (390, 150))
+    engine.run(group, 400)
+    assert engine.transitions() == [("OrdersSilent", "us", "firing")]
+
+    engine.add("orders", {"region": "us"}, (405, 150))
+    engine.run(group, 410)
+
+    assert engine.transitions()[-1] == ("OrdersSilent", "us", "resolved")
+    assert engine.states() == {}
+
+
+def test_evaluate_ratio_with_stale_side_no_data(engine: Engine) -> None:
+    group = engine.rules(
+        """
+        groups:
+          - name: shop
+            rules:
+              - alert: OrdersTilted
+                expr: kpi("orders", region="eu") / on() kpi("orders", region="us") > 1
+                no_data: ok
+        """
+    )
+    engine.add("orders", {"region": "us"}, (0, 100))
+    engine.add("orders", {"region": "eu"}, (0, 150), (400, 150))
+    engine.run(group, 10)
+    assert engine.states() == {("OrdersTilted", ""): FIRING}
+
+    engine.run(group, 410)
+
+    assert engine.states() == {}
+    assert engine.transitions()[-1] == ("OrdersTilted", "", "resolved")
+
+
 @pytest.mark.parametrize(
     ("on_error", "expected"),
     [("keep_state", PENDING), ("alerting", FIRING)],
