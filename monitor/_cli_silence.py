@@ -20,10 +20,10 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from monitor.config import load_config
+    from monitor.config import load_storage
 
     try:
-        config = load_config(args.config)
+        config = load_storage(args.config)
     except ConfigError as error:
         for problem in error.problems:
             sys.stderr.write(f"{problem}\n")

@@ -12,11 +12,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.config._loader import LoadResult, load, resolve_rule_files
+from monitor.config._loader import LoadResult, load, load_storage, resolve_rule_files
 from monitor.config.model import Config
 from monitor.errors import ConfigError
 
-__all__ = ["Config", "check_files", "load_config", "resolve_rule_files"]
+__all__ = [
+    "Config",
+    "check_files",
+    "load_config",
+    "load_storage",
+    "resolve_rule_files",
+]
 
 
 def load_config(

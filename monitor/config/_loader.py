@@ -32,6 +32,7 @@ from monitor.config.model import (
     SourceConfig,
     StorageConfig,
 )
+from monitor.errors import ConfigError
 
 _SOURCE_KEYS = frozenset({"name", "type", "interval", "timeout"})
 _RECEIVER_KEYS = frozenset({"name", "type"})
@@ -132,6 +133,38 @@ def load(
             name for _, name in parsed.names.get("key_results", ())
         ),
     )
+
+
+def load_storage(path: str | os.PathLike[str]) -> Config:
+    """Read only the ``storage`` section of the configuration file at ``path``.
+
+    Returns a ``Config`` whose other sections are the defaults. Tools that
+    open the store beside a running daemon, such as ``krwatch silence``, use
+    it, so they need none of the environment variables of the secrets.
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or its ``storage`` section is invalid.
+    """
+    display = os.fspath(path)
+    absolute = Path(display).absolute()
+    document = read_document(absolute, display)
+    storage: object = StorageConfig()
+    if isinstance(document.root, Mapping):
+        node = document.root.get("storage")
+        if node is not None:
+            reader = Reader(document, environ={})
+            storage = reader.read_dataclass(StorageConfig, node, ("storage",))
+    elif document.root is not None:
+        message = (
+            "The file is not a mapping; write the configuration as a YAML mapping."
+        )
+        document.problems.append(Problem(file=display, line=1, message=message))
+    if document.problems or storage is INVALID:
+        raise ConfigError([str(problem) for problem in document.problems])
+    assert isinstance(storage, StorageConfig)
+    return Config(path=absolute, storage=storage)
 
 
 def resolve_rule_files(config: Config) -> tuple[Path, ...]:

@@ -19,6 +19,7 @@ from exporters.silences import (
     list_silences,
     run_silence_command,
 )
+from monitor.cli import main
 from monitor.config.model import Config, StorageConfig
 from monitor.store import Store
 
@@ -221,3 +222,36 @@ def test_silence_cli_bad_matcher_exit_1(
 
     assert code == 1
     assert "Invalid matcher 'severity'" in capsys.readouterr().err
+
+
+def test_silence_cli_needs_no_secret_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("HOOK_URL", raising=False)
+    config_path = tmp_path / "krwatch.yaml"
+    config_path.write_text(
+        "storage: {path: data/k.db}\n"
+        "receivers:\n"
+        "  - {name: hook, type: webhook, url: '${HOOK_URL}'}\n"
+        "route: {receiver: hook}\n"
+    )
+    add = ["silence", "-c", str(config_path), "add", "alertname=ChurnHigh"]
+
+    code = main([*add, "--comment", "CRM export gap", "--author", "ops-lead"])
+
+    assert code == 0
+    assert (tmp_path / "data" / "k.db").exists()
+    assert main(["silence", "-c", str(config_path), "list"]) == 0
+    assert "ChurnHigh" in capsys.readouterr().out
+
+
+def test_silence_cli_invalid_storage_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = tmp_path / "krwatch.yaml"
+    config_path.write_text("storage: {retention: 1x}\n")
+
+    assert main(["silence", "-c", str(config_path), "list"]) == 1
+    assert "krwatch.yaml:1: storage.retention: Invalid duration '1x'" in (
+        capsys.readouterr().err
+    )
