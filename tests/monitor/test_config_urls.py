@@ -44,9 +44,7 @@ def test_check_files_url_without_scheme(
 
 
 @pytest.mark.parametrize("source_type", ["prometheus", "jira", "http_json"])
-def test_check_files_http_urls_accepted(
-    tmp_path: Path, source_type: str
-) -> None:
+def test_check_files_http_urls_accepted(tmp_path: Path, source_type: str) -> None:
     for url in ("http://127.0.0.1:9090", "https://kpi.example.test/api/v1"):
         assert problems_of(tmp_path, SOURCE.format(type=source_type, url=url), {}) == []
 
