@@ -66,14 +66,18 @@ class FileRun:
     seconds: float
 
 
-def run_detector_on_file(task: tuple[str, NabFile]) -> FileRun:
-    """Stream one file through a fresh detector."""
-    name, nab_file = task
+def run_detector_on_file(task: tuple[str, NabFile, dict[str, Any]]) -> FileRun:
+    """Stream one file through a fresh detector.
+
+    ``task`` is the detector name, the file, and parameters that replace or
+    add to the detector's entry in ``NAB_CONFIGS``.
+    """
+    name, nab_file, overrides = task
     type_name, params = NAB_CONFIGS[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
         started = time.perf_counter()
-        detector = make_detector(type_name, **params)
+        detector = make_detector(type_name, **{**params, **overrides})
         detector.fit(nab_file.timestamps[:0], nab_file.values[:0])
         result = detector.score(nab_file.timestamps, nab_file.values)
         seconds = time.perf_counter() - started
@@ -144,6 +148,30 @@ def score_own_flags(
     return result
 
 
+def count_outcomes(
+    files: Sequence[NabFile], flags: Sequence[FloatArray]
+) -> dict[str, int]:
+    """Count the windows with and without a flag, and the flags outside every
+    window, over the scored rows of each file."""
+    detected = missed = false_alerts = 0
+    for nab_file, file_flags in zip(files, flags, strict=True):
+        flagged = np.flatnonzero(np.asarray(file_flags) > 0)
+        flagged = flagged[flagged >= nab_file.probation_rows]
+        inside = np.zeros(len(flagged), dtype=bool)
+        for first, last in nab_file.windows:
+            if last < nab_file.probation_rows:
+                continue
+            in_window = (flagged >= first) & (flagged <= last)
+            inside |= in_window
+            if in_window.any():
+                detected += 1
+            else:
+                missed += 1
+        false_alerts += int(np.count_nonzero(~inside))
+
+    return {"detected": detected, "missed": missed, "false_alerts": false_alerts}
+
+
 def describe_machine() -> str:
     """Return the CPU count and model of this machine."""
     model = platform.processor() or "unknown CPU"
@@ -155,6 +183,22 @@ def describe_machine() -> str:
     except OSError:
         pass
     return f"{multiprocessing.cpu_count()} CPUs, {model}"
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``NAME=VALUE`` and read VALUE as JSON, or as a string if it is
+    not valid JSON."""
+    name, separator, raw = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(
+            f"Invalid parameter override {text!r}; expected NAME=VALUE, e.g. "
+            "z_floor=2.9."
+        )
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name, value
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -176,6 +220,18 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Detectors to run (default: all).",
     )
     parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="NAME=VALUE",
+        action="append",
+        type=parse_override,
+        default=[],
+        help=(
+            "Replace one parameter of every chosen detector, VALUE read as "
+            "JSON, e.g. --set z_floor=2.9 (may be repeated)."
+        ),
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         help="Write the scores and per-file timings as JSON to this file.",
@@ -189,7 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = load_corpus(arguments.data)
     profiles = load_profiles(arguments.data / "config" / "profiles.json")
     by_size = sorted(files, key=lambda nab_file: -len(nab_file.values))
-    tasks = [(name, nab_file) for name in arguments.detectors for nab_file in by_size]
+    overrides = dict(arguments.overrides)
+    tasks = [
+        (name, nab_file, overrides)
+        for name in arguments.detectors
+        for nab_file in by_size
+    ]
     with multiprocessing.Pool(arguments.jobs) as pool:
         runs = pool.map(run_detector_on_file, tasks, chunksize=1)
 
@@ -206,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds = [by_file[nab_file.name].seconds for nab_file in files]
         rows = sum(len(nab_file.values) for nab_file in files)
         entry: dict[str, Any] = {
-            "config": NAB_CONFIGS[name][1],
+            "config": {**NAB_CONFIGS[name][1], **overrides},
             "seconds_total": sum(seconds),
             "seconds_per_file_median": float(np.median(seconds)),
             "seconds_per_file_max": max(seconds),
@@ -220,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         entry["standard_own_flags"] = score_own_flags(
             files, flags, profiles["standard"]
         )
+        entry["own_flags_outcomes"] = count_outcomes(files, flags)
         report["detectors"][name] = entry
     report["wall_seconds"] = time.perf_counter() - started
 
@@ -237,19 +299,22 @@ def print_report(report: dict[str, Any]) -> None:
     print(
         "| detector | standard | reward_low_FP | reward_low_FN "
         "| standard held out A->B / B->A | standard at own flags all / A / B "
-        "| CPU s total | us per row |"
+        "| CPU s total | us per row | windows missed | false alerts |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, entry in report["detectors"].items():
         standard = entry["standard"]
         own = entry["standard_own_flags"]
+        outcomes = entry["own_flags_outcomes"]
         print(
             f"| {name} | {standard['score']:.1f} "
             f"| {entry['reward_low_FP_rate']['score']:.1f} "
             f"| {entry['reward_low_FN_rate']['score']:.1f} "
             f"| {standard['held_out_a_to_b']:.1f} / {standard['held_out_b_to_a']:.1f} "
             f"| {own['all']:.1f} / {own['half_a']:.1f} / {own['half_b']:.1f} "
-            f"| {entry['seconds_total']:.1f} | {entry['microseconds_per_row']:.1f} |"
+            f"| {entry['seconds_total']:.1f} | {entry['microseconds_per_row']:.1f} "
+            f"| {outcomes['missed']} of {outcomes['detected'] + outcomes['missed']} "
+            f"| {outcomes['false_alerts']} |"
         )
 
 
