@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import time
 from abc import ABC, abstractmethod
@@ -15,13 +17,15 @@ import requests
 
 from monitor.config.model import Config, KPIConfig, SourceConfig
 from monitor.errors import SourceError
-from monitor.series import Sample, SeriesKey
+from monitor.series import Sample, SeriesKey, make_labels
 from monitor.sources._http import (
     MAX_RESPONSE_BYTES,
     HttpOptions,
     http_get_json,
     read_limited,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -97,7 +101,7 @@ class Source(ABC):
         self.kpis = tuple(kpis)
         self.context = context
         self.notices: list[SourceError] = []
-        self._held: dict[tuple[SeriesKey, float], Sample] = {}
+        self._held: dict[tuple[SeriesKey, float], Sample] = self._load_held()
 
     @property
     def aligned_samples(self) -> bool:
@@ -183,7 +187,47 @@ class Source(ABC):
         """Return and forget the held samples that are older than the delay."""
         cutoff = now - self.delay_seconds
         due = [key for key in self._held if key[1] <= cutoff]
-        return [self._held.pop(key) for key in due]
+        released = [self._held.pop(key) for key in due]
+        if self.delay_seconds > 0:
+            self._save_held()
+        return released
+
+    @property
+    def _held_key(self) -> str:
+        return f"source_held:{self.config.name}"
+
+    def _save_held(self) -> None:
+        """Store the held samples, so a restart or reload keeps them."""
+        rows = [
+            [sample.key.kpi, list(sample.key.labels), sample.timestamp, sample.value]
+            for sample in self._held.values()
+        ]
+        self.context.meta_set(self._held_key, json.dumps(rows))
+
+    def _load_held(self) -> dict[tuple[SeriesKey, float], Sample]:
+        if self.delay_seconds <= 0:
+            return {}
+        text = self.context.meta_get(self._held_key)
+        if text is None:
+            return {}
+        try:
+            samples = [
+                Sample(
+                    SeriesKey(kpi, make_labels(dict(labels))),
+                    float(timestamp),
+                    float(value),
+                )
+                for kpi, labels, timestamp, value in json.loads(text)
+            ]
+        except (TypeError, ValueError) as error:
+            logger.warning(
+                "Source %s: the stored held-back samples are unreadable (%s); "
+                "starting without them.",
+                self.config.name,
+                error,
+            )
+            return {}
+        return {(sample.key, sample.timestamp): sample for sample in samples}
 
     def close(self) -> None:
         """Release connections or files; the daemon calls it before rebuilding."""

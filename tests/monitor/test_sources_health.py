@@ -59,7 +59,9 @@ class ScriptedSource(Source):
     settings_class = SourceSettings
     query_class = SourceSettings
 
-    def __init__(self, tmp_path: Path, **settings: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, context: SourceContext | None = None, **settings: Any
+    ) -> None:
         config = SourceConfig(
             name="scripted",
             type="scripted",
@@ -69,7 +71,7 @@ class ScriptedSource(Source):
         super().__init__(
             config,
             [KPIConfig(name="orders", source="scripted")],
-            make_context(tmp_path),
+            context or make_context(tmp_path),
         )
         self.next: list[Sample] | SourceError = []
 
@@ -98,6 +100,54 @@ def test_delay_holds_closing_period_until_it_closes(tmp_path: Path) -> None:
     released = source.poll(day + 3600)
     assert [(s.timestamp, s.value) for s in released.samples] == [(day, 90.0)]
     assert released.held_back == 0
+
+
+def store_context(tmp_path: Path, store: Store) -> SourceContext:
+    return SourceContext(
+        config=Config(path=tmp_path / "config.yaml"),
+        session=requests.Session(),
+        meta_get=store.meta_get,
+        meta_set=store.meta_set,
+    )
+
+
+def test_delay_held_samples_survive_restart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "krwatch.db")
+    before = ScriptedSource(
+        tmp_path, store_context(tmp_path, store), delay=timedelta(hours=1)
+    )
+    before.next = [point(0.0, 100.0), point(3000.0, 40.0)]
+    assert before.poll(3600.0).held_back == 1
+    store.close()
+
+    store = Store(tmp_path / "krwatch.db")
+    after = ScriptedSource(
+        tmp_path, store_context(tmp_path, store), delay=timedelta(hours=1)
+    )
+    released = after.poll(7200.0)
+    store.close()
+
+    assert [(s.key, s.timestamp, s.value) for s in released.samples] == [
+        (SeriesKey("orders"), 3000.0, 40.0)
+    ]
+    assert released.held_back == 0
+
+
+def test_delay_unreadable_held_samples_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path / "krwatch.db")
+    store.meta_set("source_held:scripted", '[["orders", [], "soon"]]')
+
+    source = ScriptedSource(
+        tmp_path, store_context(tmp_path, store), delay=timedelta(hours=1)
+    )
+    result = source.poll(7200.0)
+    store.close()
+
+    assert result.samples == []
+    assert result.held_back == 0
+    assert "held-back samples are unreadable" in caplog.text
 
 
 def test_delay_zero_passes_future_samples(tmp_path: Path) -> None:
