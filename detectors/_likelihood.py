@@ -37,7 +37,12 @@ class LikelihoodEnsembleDetector(BaseDetector):
        then). Each
        z-score is mapped to [0, 1] by ``min(1, max(0, z - z_floor) / z_span)``
        and the surprise is the mean of the three, so an anomaly seen by
-       several views ranks above one seen by a single view.
+       several views ranks above one seen by a single view. With
+       ``second_season_seconds`` above 0, the change from the value one
+       second season earlier (for example a week) is a fourth view with
+       weight ``second_season_weight``. It joins the weighted mean only once
+       ``min_samples`` such changes were seen, so until then the score is
+       the same as without it.
     2. Likelihood. The surprise is averaged over the last ``short_window``
        samples. The mean and standard deviation of that average are tracked
        with a memory of ``likelihood_window`` samples, the deviation floored
@@ -95,6 +100,12 @@ class LikelihoodEnsembleDetector(BaseDetector):
     alert_floor : float, default=0.5
         Least score reported for the sample that starts an alert; a value
         at or below ``threshold`` reports the likelihood score unchanged.
+    second_season_seconds : float, default=0.0
+        Length in seconds of a second season, such as 604800 for a week.
+        The default of 0 turns the fourth view off.
+    second_season_weight : float, default=0.3
+        Weight of the second seasonal change in the mean surprise, relative
+        to a weight of 1 for each of the other three views.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
@@ -111,6 +122,8 @@ class LikelihoodEnsembleDetector(BaseDetector):
         "season_seconds": [Interval(kind=Real, left=0, right=None)],
         "cooldown_fraction": [Interval(kind=Real, left=0, right=1)],
         "alert_floor": [Interval(kind=Real, left=0, right=1)],
+        "second_season_seconds": [Interval(kind=Real, left=0, right=None)],
+        "second_season_weight": [Interval(kind=Real, left=0, right=None)],
     }
 
     def __init__(
@@ -129,6 +142,8 @@ class LikelihoodEnsembleDetector(BaseDetector):
         season_seconds: float = 86_400.0,
         cooldown_fraction: float = 0.02,
         alert_floor: float = 0.5,
+        second_season_seconds: float = 0.0,
+        second_season_weight: float = 0.3,
     ) -> None:
         self.window = window
         self.z_floor = z_floor
@@ -143,15 +158,19 @@ class LikelihoodEnsembleDetector(BaseDetector):
         self.season_seconds = season_seconds
         self.cooldown_fraction = cooldown_fraction
         self.alert_floor = alert_floor
+        self.second_season_seconds = second_season_seconds
+        self.second_season_weight = second_season_weight
 
     def _fit(self, times: FloatArray, series: FloatArray) -> None:
         self.values_ = _RunningMoments()
         self.steps_ = _RunningMoments()
-        self.seasonal_ = _RunningMoments()
         self.last_value_ = math.nan
-        # (timestamp, value) pairs reaching back just over one season.
-        self.season_history_: deque[tuple[float, float]] = deque(
-            maxlen=SEASON_HISTORY_MAX
+        self.season_ = _SeasonalChange(self.season_seconds, replace_surprising=True)
+        # With a weekly second season, storing surprising values unchanged
+        # scored 75.6 on half A of NAB (standard), against 71.2 when they
+        # were replaced.
+        self.second_season_ = _SeasonalChange(
+            self.second_season_seconds, replace_surprising=False
         )
         self.recent_surprise_: deque[float] = deque(maxlen=self.short_window)
         self.averages_ = _RunningMoments()
@@ -193,21 +212,28 @@ class LikelihoodEnsembleDetector(BaseDetector):
             step = value - self.last_value_
             step_z, _ = self.steps_.z_then_update(step, self.window, self.min_samples)
         self.last_value_ = value
-        seasonal_z, earlier = self._seasonal_z(time, value)
-        z_score = max(value_z, step_z, seasonal_z)
-        if self.season_seconds > 0:
-            # A surprising value is remembered as the value a season before
-            # it, so that a spike does not come back as a dip one season later.
-            surprising = z_score > self.z_floor and not math.isnan(earlier)
-            self.season_history_.append((time, earlier if surprising else value))
+        seasonal_z = self.season_.z_then_update(
+            time, value, self.window, self.min_samples
+        )
+        second_z = self.second_season_.z_then_update(
+            time, value, self.window, self.min_samples
+        )
+        surprising = max(value_z, step_z, seasonal_z) > self.z_floor
+        self.season_.remember(time, value, surprising)
+        self.second_season_.remember(time, value, surprising)
         if self.values_.count <= self.min_samples:
             return None
 
-        surprise = (
+        total = (
             self._surprise(value_z)
             + self._surprise(step_z)
             + self._surprise(seasonal_z)
-        ) / 3.0
+        )
+        weight = 3.0
+        if self.second_season_.moments.count >= self.min_samples:
+            total += self.second_season_weight * self._surprise(second_z)
+            weight += self.second_season_weight
+        surprise = total / weight
         self.recent_surprise_.append(surprise)
         average = sum(self.recent_surprise_) / len(self.recent_surprise_)
         raw = self._likelihood_score(average)
@@ -217,27 +243,6 @@ class LikelihoodEnsembleDetector(BaseDetector):
     def _surprise(self, z_score: float) -> float:
         """Map a z-score to [0, 1], 0 at or below ``z_floor``."""
         return min(1.0, max(0.0, z_score - self.z_floor) / self.z_span)
-
-    def _seasonal_z(self, time: float, value: float) -> tuple[float, float]:
-        """Return the z-score of the change from the value one season earlier,
-        and that value. Return 0 and NaN when no value lies within 10% of a
-        season of that time."""
-        history = self.season_history_
-        if self.season_seconds == 0 or not history:
-            return 0.0, math.nan
-        season_start = time - self.season_seconds
-        while len(history) > 1 and history[1][0] <= season_start:
-            history.popleft()
-        past_time, earlier = history[0]
-        if (
-            past_time > season_start
-            or past_time < season_start - SEASON_TOLERANCE * self.season_seconds
-        ):
-            return 0.0, math.nan
-        z_score, _ = self.seasonal_.z_then_update(
-            value - earlier, self.window, self.min_samples
-        )
-        return z_score, earlier
 
     def _likelihood_score(self, average: float) -> float:
         """Map ``average`` to [0, 1] by its distance above the mean of the
@@ -262,6 +267,67 @@ class LikelihoodEnsembleDetector(BaseDetector):
             )
             return max(raw, self.alert_floor)
         return raw
+
+
+class _SeasonalChange:
+    """Change of a value from the value one season earlier, with the moments
+    of that change.
+
+    The season is off when ``season_seconds`` is 0, and every z-score is
+    then 0. With ``replace_surprising``, a surprising value is stored as the
+    value one season before it, so that a spike does not come back as a dip
+    one season later.
+    """
+
+    def __init__(self, season_seconds: float, *, replace_surprising: bool) -> None:
+        self.season_seconds = season_seconds
+        self.replace_surprising = replace_surprising
+        self.moments = _RunningMoments()
+        # (timestamp, value) pairs reaching back just over one season.
+        self.history: deque[tuple[float, float]] = deque(maxlen=SEASON_HISTORY_MAX)
+        self.earlier = math.nan
+
+    def z_then_update(
+        self, time: float, value: float, window: int, min_count: int
+    ) -> float:
+        """Return the z-score of the change from the value one season before
+        ``time``, then add the change to the moments.
+
+        The z-score is 0 when no value lies within ``SEASON_TOLERANCE`` of a
+        season before that time.
+        """
+        self.earlier = self._earlier_value(time)
+        if math.isnan(self.earlier):
+            return 0.0
+
+        z_score, _ = self.moments.z_then_update(value - self.earlier, window, min_count)
+        return z_score
+
+    def remember(self, time: float, value: float, surprising: bool) -> None:
+        """Store ``value`` for the look-up one season later."""
+        if self.season_seconds == 0:
+            return
+
+        replace = (
+            self.replace_surprising and surprising and not math.isnan(self.earlier)
+        )
+        self.history.append((time, self.earlier if replace else value))
+
+    def _earlier_value(self, time: float) -> float:
+        history = self.history
+        if self.season_seconds == 0 or not history:
+            return math.nan
+        season_start = time - self.season_seconds
+        while len(history) > 1 and history[1][0] <= season_start:
+            history.popleft()
+        past_time, earlier = history[0]
+        if (
+            past_time > season_start
+            or past_time < season_start - SEASON_TOLERANCE * self.season_seconds
+        ):
+            return math.nan
+
+        return earlier
 
 
 class _RunningMoments:

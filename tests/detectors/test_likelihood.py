@@ -128,6 +128,54 @@ def test_likelihood_seasonal_change_flagged() -> None:
     assert not without_season.flag.any()
 
 
+HOUR_SECONDS = 3600.0
+WEEK_SECONDS = 7 * 86_400.0
+WEEKDAY_DROP = 40.0
+
+
+def weekly_series(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ten weeks of hourly values near 100 on weekdays and 60 at weekends,
+    with a daily swing of 5 and unit noise."""
+    rng = np.random.default_rng(seed)
+    n_rows = 24 * 7 * 10
+    times = START + np.arange(n_rows) * HOUR_SECONDS
+    day = ((times - START) // 86_400.0).astype(int) % 7
+    hour = ((times - START) % 86_400.0) / HOUR_SECONDS
+    level = np.where(day >= 5, 60.0, 100.0)
+    values = level + 5.0 * np.sin(2 * np.pi * hour / 24) + rng.normal(0, 1, n_rows)
+    return times, values
+
+
+@SEEDS
+def test_likelihood_weekday_like_weekend_flagged(seed: int) -> None:
+    times, values = weekly_series(seed)
+    # The third day of week 9 drops to the weekend level. Its step and its
+    # change from a day earlier equal those at every weekend start, so only
+    # the change from a week earlier is new.
+    onset = 24 * 7 * 8 + 24 * 2
+    values[onset : onset + 24] -= WEEKDAY_DROP
+    weekly = stream(times, values, second_season_seconds=WEEK_SECONDS)
+    daily_only = stream(times, values)
+    first_weekend = 24 * 5
+    weekly_flagged = np.flatnonzero(weekly.flag)
+    assert weekly_flagged[0] == first_weekend
+    assert len(weekly_flagged) == 2
+    assert onset <= weekly_flagged[1] < onset + 24
+    assert list(np.flatnonzero(daily_only.flag)) == [first_weekend]
+
+
+def test_likelihood_second_season_waits_for_history() -> None:
+    times, values = noisy_series(0)
+    # 1500 rows of 5 minutes span 5.2 days, less than the second season,
+    # so that view never has a value one season back.
+    times, values = times[:1500], values[:1500]
+    values[1000] += 10.0
+    with_second = stream(times, values, second_season_seconds=WEEK_SECONDS)
+    without_second = stream(times, values)
+    assert with_second.flag[1000]
+    np.testing.assert_array_equal(with_second.score, without_second.score)
+
+
 def test_likelihood_anomaly_score_equals_score() -> None:
     times, values = noisy_series(1)
     values[2000] += 10.0
@@ -166,12 +214,22 @@ def test_likelihood_huge_values_finite() -> None:
         ({"threshold": 1.0}, r"'threshold' .* \(0, 1\); got 1\.0"),
         ({"min_sigma": 0.0}, r"'min_sigma' .* \(0, inf\); got 0\.0"),
         ({"alert_floor": 1.5}, r"'alert_floor' .* \[0, 1\]; got 1\.5"),
+        (
+            {"second_season_seconds": -1.0},
+            r"'second_season_seconds' .* \[0, inf\); got -1\.0",
+        ),
+        (
+            {"second_season_weight": -0.5},
+            r"'second_season_weight' .* \[0, inf\); got -0\.5",
+        ),
     ],
     ids=[
         "zero-short-window",
         "threshold-one",
         "zero-min-sigma",
         "alert-floor-above-one",
+        "negative-second-season",
+        "negative-second-season-weight",
     ],
 )
 def test_likelihood_invalid_parameter_rejected(
