@@ -191,7 +191,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     name, separator, raw = text.partition("=")
     if not separator or not name:
         raise argparse.ArgumentTypeError(
-            f"Invalid parameter override {text!r}; expected NAME=VALUE, e.g. "
+            f"Invalid parameter override {text!r}. Expected NAME=VALUE, e.g. "
             "z_floor=2.9."
         )
     try:
@@ -246,6 +246,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     profiles = load_profiles(arguments.data / "config" / "profiles.json")
     by_size = sorted(files, key=lambda nab_file: -len(nab_file.values))
     overrides = dict(arguments.overrides)
+    for name in arguments.detectors:
+        type_name, params = NAB_CONFIGS[name]
+        accepted = make_detector(type_name, **params).get_params()
+        unknown = sorted(set(overrides) - set(accepted))
+        if unknown:
+            raise SystemExit(
+                f"Invalid --set for detector {name!r}: it has no parameter "
+                f"{', '.join(map(repr, unknown))}. Its parameters are "
+                f"{', '.join(sorted(accepted))}."
+            )
     tasks = [
         (name, nab_file, overrides)
         for name in arguments.detectors
