@@ -3,6 +3,7 @@
 Usage::
 
     python -m benchmarks.nab.run [--data DIR] [--jobs 2] [--detectors NAME ...]
+        [--set NAME=VALUE ...] [--splits 10] [--split-seed 0] [--output FILE]
 
 Each detector is fitted on an empty history and then scores every file in
 one streaming pass, so every score uses only its own row and earlier rows.
@@ -36,6 +37,7 @@ from benchmarks.nab.scoring import (
     optimise_threshold,
     raw_score,
 )
+from benchmarks.nab.splits import SplitScores, score_held_out, score_random_splits
 from detectors.anomaly import make_detector
 from detectors.errors import DataQualityWarning
 
@@ -117,13 +119,7 @@ def score_detector(
     result = {"threshold": threshold, "score": normalise(raw, n_windows, profile)}
     half_a, half_b = split_files(files)
     for label, tune, test in (("a_to_b", half_a, half_b), ("b_to_a", half_b, half_a)):
-        tune_files = [files[i] for i in tune]
-        test_files = [files[i] for i in test]
-        tuned, _ = optimise_threshold(tune_files, [scores[i] for i in tune], profile)
-        held_out = raw_score(test_files, [scores[i] for i in test], tuned, profile)
-        result[f"held_out_{label}"] = normalise(
-            held_out, count_windows(test_files), profile
-        )
+        result[f"held_out_{label}"] = score_held_out(files, scores, tune, test, profile)
 
     return result
 
@@ -170,6 +166,19 @@ def count_outcomes(
         false_alerts += int(np.count_nonzero(~inside))
 
     return {"detected": detected, "missed": missed, "false_alerts": false_alerts}
+
+
+def describe_splits(split_scores: SplitScores) -> dict[str, Any]:
+    """Return the held-out scores of random splits as a JSON-ready dict."""
+    return {
+        "seed": split_scores.seed,
+        "splits": len(split_scores.a_to_b),
+        "mean": split_scores.mean,
+        "std": split_scores.std,
+        "standard_error": split_scores.standard_error,
+        "a_to_b": list(split_scores.a_to_b),
+        "b_to_a": list(split_scores.b_to_a),
+    }
 
 
 def describe_machine() -> str:
@@ -232,6 +241,21 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
+        "--splits",
+        type=int,
+        default=10,
+        help=(
+            "Number of random half splits, stratified by category, for the "
+            "held-out standard score; 0 turns them off (default: %(default)s)."
+        ),
+    )
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="Seed of the random half splits (default: %(default)s).",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         help="Write the scores and per-file timings as JSON to this file.",
@@ -241,6 +265,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    if arguments.splits == 1 or arguments.splits < 0:
+        raise SystemExit(
+            f"Invalid --splits {arguments.splits}: the standard deviation needs "
+            "at least 2 splits. Pass 0 to turn the random splits off, or 2 or more."
+        )
     started = time.perf_counter()
     files = load_corpus(arguments.data)
     profiles = load_profiles(arguments.data / "config" / "profiles.json")
@@ -292,6 +321,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             files, flags, profiles["standard"]
         )
         entry["own_flags_outcomes"] = count_outcomes(files, flags)
+        if arguments.splits > 0:
+            entry["standard_random_splits"] = describe_splits(
+                score_random_splits(
+                    files,
+                    scores,
+                    profiles["standard"],
+                    n_splits=arguments.splits,
+                    seed=arguments.split_seed,
+                )
+            )
         report["detectors"][name] = entry
     report["wall_seconds"] = time.perf_counter() - started
 
@@ -308,19 +347,30 @@ def print_report(report: dict[str, Any]) -> None:
     )
     print(
         "| detector | standard | reward_low_FP | reward_low_FN "
-        "| standard held out A->B / B->A | standard at own flags all / A / B "
+        "| standard held out A->B / B->A "
+        "| standard held out, random splits mean / sd / se "
+        "| standard at own flags all / A / B "
         "| CPU s total | us per row | windows missed | false alerts |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, entry in report["detectors"].items():
         standard = entry["standard"]
         own = entry["standard_own_flags"]
         outcomes = entry["own_flags_outcomes"]
+        splits = entry.get("standard_random_splits")
+        random_held_out = "not run"
+        if splits is not None:
+            random_held_out = (
+                f"{splits['mean']:.2f} / {splits['std']:.2f} / "
+                f"{splits['standard_error']:.2f} ({splits['splits']} splits, "
+                f"seed {splits['seed']})"
+            )
         print(
             f"| {name} | {standard['score']:.1f} "
             f"| {entry['reward_low_FP_rate']['score']:.1f} "
             f"| {entry['reward_low_FN_rate']['score']:.1f} "
             f"| {standard['held_out_a_to_b']:.1f} / {standard['held_out_b_to_a']:.1f} "
+            f"| {random_held_out} "
             f"| {own['all']:.1f} / {own['half_a']:.1f} / {own['half_b']:.1f} "
             f"| {entry['seconds_total']:.1f} | {entry['microseconds_per_row']:.1f} "
             f"| {outcomes['missed']} of {outcomes['detected'] + outcomes['missed']} "
