@@ -178,6 +178,8 @@ def describe_splits(split_scores: SplitScores) -> dict[str, Any]:
         "standard_error": split_scores.standard_error,
         "a_to_b": list(split_scores.a_to_b),
         "b_to_a": list(split_scores.b_to_a),
+        "tuned_a": list(split_scores.tuned_a),
+        "tuned_b": list(split_scores.tuned_b),
     }
 
 

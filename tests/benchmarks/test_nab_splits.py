@@ -13,9 +13,11 @@ from benchmarks.nab.scoring import NabFile, Profile
 from benchmarks.nab.splits import (
     SplitScores,
     category_of,
+    compare_paired,
     draw_stratified_splits,
     score_held_out,
     score_random_splits,
+    select_on_tuning_half,
 )
 
 STANDARD = Profile(name="standard", tp_weight=1.0, fp_weight=0.11, fn_weight=1.0)
@@ -91,14 +93,70 @@ def test_draw_stratified_splits_rejects_zero_splits() -> None:
         draw_stratified_splits(make_corpus(), n_splits=0, seed=0)
 
 
+def make_scores(
+    a_to_b: tuple[float, ...],
+    b_to_a: tuple[float, ...],
+    tuned: tuple[float, ...] | None = None,
+    seed: int = 0,
+) -> SplitScores:
+    """Build split scores; ``tuned`` lists the tuned_a then tuned_b scores."""
+    if tuned is None:
+        tuned = (0.0,) * (2 * len(a_to_b))
+    return SplitScores(
+        seed=seed,
+        a_to_b=a_to_b,
+        b_to_a=b_to_a,
+        tuned_a=tuned[: len(a_to_b)],
+        tuned_b=tuned[len(a_to_b) :],
+    )
+
+
 def test_split_scores_statistics_by_hand() -> None:
-    scores = SplitScores(seed=0, a_to_b=(60.0, 70.0), b_to_a=(64.0, 66.0))
+    scores = make_scores(a_to_b=(60.0, 70.0), b_to_a=(64.0, 66.0))
     assert list(scores.directions) == [60.0, 64.0, 70.0, 66.0]
     assert scores.mean == pytest.approx(65.0)
     # Deviations -5, -1, 5, 1: sum of squares 52 over 3 degrees of freedom.
     assert scores.std == pytest.approx(math.sqrt(52.0 / 3.0))
     # Per-split means 62 and 68: standard deviation 4.243, over sqrt(2).
     assert scores.standard_error == pytest.approx(math.sqrt(18.0) / math.sqrt(2.0))
+
+
+def test_compare_paired_gain_by_hand() -> None:
+    baseline = make_scores(a_to_b=(60.0, 70.0), b_to_a=(64.0, 66.0))
+    # Gains on half B: +2, -1; on half A: +4, +1.
+    candidate = make_scores(a_to_b=(62.0, 69.0), b_to_a=(68.0, 67.0))
+    gain = compare_paired(baseline, candidate)
+    assert gain.mean == pytest.approx(1.5)
+    # Per-split mean gains 3 and 0: standard deviation 2.121, over sqrt(2).
+    assert gain.split_standard_error == pytest.approx(1.5)
+    # Half the gain difference (A - B) is +1 and +1.
+    assert gain.file_standard_error == pytest.approx(1.0)
+    assert gain.directions_won == 3
+    assert gain.directions_lost == 1
+    assert gain.n_directions == 4
+
+
+def test_compare_paired_rejects_other_splits() -> None:
+    baseline = make_scores(a_to_b=(60.0, 70.0), b_to_a=(64.0, 66.0), seed=0)
+    candidate = make_scores(a_to_b=(60.0, 70.0), b_to_a=(64.0, 66.0), seed=1)
+    with pytest.raises(ValueError, match="different splits .*same --splits"):
+        compare_paired(baseline, candidate)
+
+
+def test_select_on_tuning_half_picks_best_tuned() -> None:
+    # Directions in order: split 0 A->B, split 1 A->B, split 0 B->A, split 1
+    # B->A. The first run wins the tuning half of the first and last
+    # direction (a tie goes to the first run), the second run the others.
+    first = make_scores(
+        a_to_b=(60.0, 70.0), b_to_a=(64.0, 66.0), tuned=(80.0, 70.0, 71.0, 75.0)
+    )
+    second = make_scores(
+        a_to_b=(50.0, 90.0), b_to_a=(74.0, 10.0), tuned=(79.0, 72.0, 72.0, 75.0)
+    )
+    mean, times_chosen = select_on_tuning_half([first, second])
+    # Held out: 60 (first), 90 (second), 74 (second), 66 (first).
+    assert mean == pytest.approx((60.0 + 90.0 + 74.0 + 66.0) / 4.0)
+    assert times_chosen == [2, 2]
 
 
 def test_score_held_out_uses_tuned_threshold() -> None:
@@ -127,6 +185,8 @@ def test_score_random_splits_perfect_detector_scores_hundred() -> None:
     assert result.a_to_b == pytest.approx((100.0,) * 4)
     assert result.b_to_a == pytest.approx((100.0,) * 4)
     assert result.std == pytest.approx(0.0)
+    assert result.tuned_a == pytest.approx((100.0,) * 4)
+    assert result.tuned_b == pytest.approx((100.0,) * 4)
 
 
 def test_score_random_splits_matches_each_split() -> None:
