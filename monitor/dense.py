@@ -19,6 +19,9 @@ from monitor.series import SeriesKey
 
 FloatArray = np.ndarray
 INITIAL_ROWS = 64
+INITIAL_COLUMNS = 256
+"""Columns allocated for a new block; the width doubles as polls arrive, up
+to the capacity, so memory follows the history actually kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,8 @@ class DenseBlock:
     ----------
     capacity : int
         Columns kept; the oldest column is overwritten when it is full.
+        Columns are allocated as they fill, so a block that has seen few
+        polls is small whatever its capacity.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -46,8 +51,9 @@ class DenseBlock:
                 f"A dense block needs a capacity of at least 2, got {capacity}."
             )
         self.capacity = capacity
-        self.timestamps = np.full(capacity, np.nan)
-        self.values = np.full((INITIAL_ROWS, capacity), np.nan)
+        width = min(capacity, INITIAL_COLUMNS)
+        self.timestamps = np.full(width, np.nan)
+        self.values = np.full((INITIAL_ROWS, width), np.nan)
         self.rows: dict[SeriesKey, int] = {}
         self.keys: list[SeriesKey] = []
         self.head = 0
@@ -67,13 +73,13 @@ class DenseBlock:
 
         row = len(self.keys)
         if row == self.values.shape[0]:
-            grown = np.full((2 * row, self.capacity), np.nan)
+            grown = np.full((2 * row, self.width), np.nan)
             grown[:row] = self.values
             self.values = grown
             counts = np.zeros(2 * row, dtype=np.int64)
             counts[:row] = self.nan_counts
             self.nan_counts = counts
-        self.nan_counts[row] = self.capacity
+        self.nan_counts[row] = self.width
         self.rows[key] = row
         self.keys.append(key)
         return row
@@ -85,6 +91,8 @@ class DenseBlock:
         rows = np.fromiter(
             (self.row_of(k) for k in keys), dtype=np.intp, count=len(keys)
         )
+        if self.size == self.width < self.capacity:
+            self._widen()
         column = self.head
         used = len(self.keys)
         leaving = np.isnan(self.values[:used, column])
@@ -93,8 +101,26 @@ class DenseBlock:
         arriving = np.isnan(self.values[:used, column])
         self.nan_counts[:used] += arriving.astype(np.int64) - leaving.astype(np.int64)
         self.timestamps[column] = timestamp
-        self.head = (column + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self.head = (column + 1) % self.width
+        self.size = min(self.size + 1, self.width)
+
+    @property
+    def width(self) -> int:
+        """Columns allocated now, at most ``capacity``."""
+        return int(self.timestamps.size)
+
+    def _widen(self) -> None:
+        """Double the allocated columns of a block that has not wrapped yet."""
+        old = self.width
+        width = min(self.capacity, 2 * old)
+        values = np.full((self.values.shape[0], width), np.nan)
+        values[:, :old] = self.values
+        self.values = values
+        timestamps = np.full(width, np.nan)
+        timestamps[:old] = self.timestamps
+        self.timestamps = timestamps
+        self.nan_counts[: len(self.keys)] += width - old
+        self.head = self.size
 
     def load(
         self, timestamps: FloatArray, keys: Sequence[SeriesKey], matrix: FloatArray
@@ -111,14 +137,15 @@ class DenseBlock:
                 f"{timestamps.size} timestamps were given."
             )
         rows = max(INITIAL_ROWS, len(keys))
-        self.values = np.full((rows, self.capacity), np.nan)
+        width = min(self.capacity, max(INITIAL_COLUMNS, 2 * timestamps.size))
+        self.values = np.full((rows, width), np.nan)
         self.values[: len(keys), : timestamps.size] = matrix
-        self.timestamps = np.full(self.capacity, np.nan)
+        self.timestamps = np.full(width, np.nan)
         self.timestamps[: timestamps.size] = timestamps
         self.keys = list(keys)
         self.rows = {key: row for row, key in enumerate(self.keys)}
         self.size = timestamps.size
-        self.head = timestamps.size % self.capacity
+        self.head = timestamps.size % width
         self.nan_counts = np.zeros(rows, dtype=np.int64)
         self.nan_counts[: len(keys)] = np.isnan(self.values[: len(keys)]).sum(axis=1)
 
@@ -126,11 +153,11 @@ class DenseBlock:
     def newest_timestamp(self) -> float | None:
         if self.size == 0:
             return None
-        return float(self.timestamps[(self.head - 1) % self.capacity])
+        return float(self.timestamps[(self.head - 1) % self.width])
 
     def _window_columns(self, now: float, seconds: float) -> np.ndarray:
         """Return the columns with ``now - seconds < t <= now``, oldest first."""
-        order = (self.head - self.size + np.arange(self.size)) % self.capacity
+        order = (self.head - self.size + np.arange(self.size)) % self.width
         times = self.timestamps[order]
         start = int(np.searchsorted(times, now - seconds, side="right"))
         stop = int(np.searchsorted(times, now, side="right"))
@@ -203,7 +230,7 @@ class DenseBlock:
 
     def row_series(self, row: int) -> tuple[FloatArray, FloatArray]:
         """Return the finite samples of one row, oldest first."""
-        order = (self.head - self.size + np.arange(self.size)) % self.capacity
+        order = (self.head - self.size + np.arange(self.size)) % self.width
         values = self.values[row, order]
         keep = np.isfinite(values)
         return self.timestamps[order][keep], values[keep]
