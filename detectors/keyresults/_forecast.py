@@ -29,6 +29,7 @@ from detectors.keyresults._steps import (
     choose_step,
     clean_samples,
 )
+from detectors.keyresults._trend import trend_line
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class Simulation:
     best_rate_per_day : tuple of float
         Best rate per day the KPI achieved in its history, downward first and
         upward second, over windows as long as the remaining horizon.
+    trend_outcome : float
+        Value at the due date on the line through the latest observed steps
+        (see :attr:`KeyResultForecast.trend_forecast`).
     reason : str
         Which model was used.
     """
@@ -78,6 +82,7 @@ class Simulation:
     median_path: np.ndarray
     path_ends: np.ndarray
     best_rate_per_day: tuple[float, float]
+    trend_outcome: float
     reason: str
 
 
@@ -187,11 +192,12 @@ def simulate_key_result(
 class SimulatedPaths:
     """The fitted model and simulated errors of one step grid.
 
-    Everything here depends only on the complete steps before now and on
-    the period, so it stays valid until the history gains a step or the
-    period changes. :meth:`simulate` adds what depends on the evaluation
-    time: the booked part of a cumulative key result and the share of the
-    current step that is still open.
+    Everything here depends only on the complete steps before now, the
+    period and the error pool, so it stays valid until the history gains a
+    step, the period changes or the pool gains errors. :meth:`simulate`
+    adds what depends on the evaluation time: the booked part of a
+    cumulative key result and the share of the current step that is still
+    open.
 
     Attributes
     ----------
@@ -210,6 +216,8 @@ class SimulatedPaths:
         forecast error is ``model.scale`` times this.
     best_rate_per_day : tuple of float
         See :attr:`Simulation.best_rate_per_day`.
+    trend : ndarray
+        The line through the latest observed steps at each remaining step.
     reason : str
         Which model and errors were used.
     """
@@ -221,6 +229,7 @@ class SimulatedPaths:
     horizons: np.ndarray
     errors: np.ndarray
     best_rate_per_day: tuple[float, float]
+    trend: np.ndarray
     reason: str
 
     def simulate(
@@ -228,13 +237,13 @@ class SimulatedPaths:
     ) -> Simulation:
         """Return the simulated values at the due date as of ``now``.
 
-        A KPI with no negative sample up to ``now`` cannot end below zero,
-        so its paths are cut at zero: a ``level`` outcome below zero becomes
-        zero, and so does a negative sum of the remaining steps of a
-        ``cumulative`` key result. This changes no probability against a
-        ``level`` target of zero or more, or a ``cumulative`` target of at
-        least the booked sum, because every path that moves stays on the
-        same side of such a target.
+        A KPI without a negative sample up to ``now`` is taken to stay
+        non-negative, so its paths are cut at zero. A ``level`` outcome
+        below zero becomes zero, and so does a negative sum of the remaining
+        steps of a ``cumulative`` key result. The cut changes no probability
+        against a ``level`` target of zero or more, or a ``cumulative``
+        target of at least the booked sum, because every path it moves
+        stays on the same side of such a target.
         """
         current = current_value(spec, times, data, now)
         non_negative = _history_non_negative(times, data, now)
@@ -242,15 +251,18 @@ class SimulatedPaths:
         if spec.measure == "level":
             outcomes = self.point[-1] + scale * self.errors[:, 0]
             median_path = self.point
+            trend_outcome = float(self.trend[-1])
             if non_negative:
                 outcomes = np.maximum(outcomes, 0.0)
                 median_path = np.maximum(median_path, 0.0)
+                trend_outcome = max(trend_outcome, 0.0)
             return Simulation(
                 outcomes=outcomes,
                 current=current,
                 median_path=median_path,
                 path_ends=self.path_ends,
                 best_rate_per_day=self.best_rate_per_day,
+                trend_outcome=trend_outcome,
                 reason=self.reason,
             )
 
@@ -259,9 +271,11 @@ class SimulatedPaths:
         block_weights = _block_weights(weights, self.horizons.size)
         remaining = self.point @ weights + scale * (self.errors @ block_weights)
         point = self.point
+        trend_remaining = float(self.trend @ weights)
         if non_negative:
             remaining = np.maximum(remaining, 0.0)
             point = np.maximum(point, 0.0)
+            trend_remaining = max(trend_remaining, 0.0)
 
         return Simulation(
             outcomes=current + remaining,
@@ -269,6 +283,7 @@ class SimulatedPaths:
             median_path=current + np.cumsum(point * weights),
             path_ends=self.path_ends,
             best_rate_per_day=self.best_rate_per_day,
+            trend_outcome=current + trend_remaining,
             reason=self.reason,
         )
 
@@ -354,6 +369,7 @@ def draw_model_paths(
         horizons=horizons,
         errors=errors,
         best_rate_per_day=_best_rates(spec.measure, grid.values, step_seconds, horizon),
+        trend=trend_line(grid.values, horizon),
         reason=f"Used {model.describe()} with {source}.",
     )
 
@@ -408,6 +424,7 @@ def summarise(
         required_run_rate=_required_rate(spec, simulation.current, now),
         decide_by=_decide_by(spec, simulation, now),
         reason=simulation.reason,
+        trend_forecast=simulation.trend_outcome,
     )
 
 
@@ -637,6 +654,7 @@ def closed_forecast(
         required_run_rate=math.nan,
         decide_by=None,
         reason="The due date has passed, so the outcome is known.",
+        trend_forecast=outcome,
     )
 
 

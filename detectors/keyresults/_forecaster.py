@@ -167,8 +167,8 @@ class KeyResultForecaster:
 
     def retain(self, keys: Iterable[str]) -> None:
         """Drop the cached paths of every key result not in ``keys``."""
-        kept = set(keys)
-        for key in [key for key in self._entries if key not in kept]:
+        retained = set(keys)
+        for key in [key for key in self._entries if key not in retained]:
             del self._entries[key]
 
     def __len__(self) -> int:

@@ -124,6 +124,12 @@ class KeyResultForecast:
         of reach, the outcome is known or the data is insufficient.
     reason : str
         One sentence: why the data is insufficient, or which model was used.
+    trend_forecast : float
+        Value at the due date on the least-squares line through the latest
+        four observed steps (``cumulative``: the booked sum plus the line's
+        sum over the remaining steps). A miss alert can require this line to
+        miss the target as well, see :class:`AttainmentAlertState`. NaN with
+        insufficient data.
     """
 
     status: str
@@ -140,3 +146,4 @@ class KeyResultForecast:
     required_run_rate: float
     decide_by: float | None
     reason: str
+    trend_forecast: float = math.nan

@@ -63,3 +63,30 @@ def test_alert_invalid_parameters_rejected(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         AttainmentAlertState(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("trend_misses", "expected"),
+    [
+        ([True, True, True], [False, True, True]),
+        ([True, False, True], [False, False, True]),
+        ([False, False, False], [False, False, False]),
+    ],
+    ids=["trend-agrees", "trend-late", "trend-never"],
+)
+def test_alert_waits_for_trend_confirmation(
+    trend_misses: list[bool], expected: list[bool]
+) -> None:
+    state = AttainmentAlertState(threshold=0.5)
+    history = [
+        state.update(probability, trend_misses=misses)
+        for probability, misses in zip([0.4, 0.3, 0.2], trend_misses, strict=True)
+    ]
+    assert history == expected
+
+
+def test_alert_trend_never_clears_firing() -> None:
+    state = AttainmentAlertState(threshold=0.5)
+    _run(state, [0.3, 0.3])
+    assert state.update(0.2, trend_misses=False) is True
+    assert state.update(0.65, trend_misses=False) is False

@@ -165,7 +165,9 @@ def test_forecaster_retain_drops_other_keys() -> None:
     [(2, START + DAY, "insufficient_data"), (2000, DUE + DAY, "missed")],
     ids=["short-history", "after-due"],
 )
-def test_forecaster_without_fit_cases(count: int, now: float, status: str) -> None:
+def test_forecaster_caches_nothing_without_fit(
+    count: int, now: float, status: str
+) -> None:
     times, values = _hourly_series(seed=10, days_before=0, days_after=100)
     forecaster = KeyResultForecaster()
     spec = _spec("level", target=1e6)
