@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import sys
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from requests.auth import HTTPBasicAuth
 
 from monitor.errors import FieldValueError, SourceError
@@ -65,11 +69,49 @@ class HttpReply:
     body: bytes
 
 
-def read_limited(response: requests.Response, limit: int, what: str) -> bytes:
-    """Read a streamed response body, failing once it exceeds ``limit`` bytes."""
+def read_limited(
+    response: requests.Response,
+    limit: int,
+    what: str,
+    *,
+    deadline: float | None = None,
+    timeout_seconds: float | None = None,
+) -> bytes:
+    """Read a streamed response body, failing past ``limit`` bytes or ``deadline``.
+
+    Parameters
+    ----------
+    response : requests.Response
+        A response requested with ``stream=True``; it is closed on failure.
+    limit : int
+        Maximum body size in bytes, after content decoding.
+    what : str
+        Subject of the error messages, such as ``"Source 'shop'"``.
+    deadline : float, optional
+        ``time.monotonic()`` value by which the whole body must be read.
+    timeout_seconds : float, optional
+        The source timeout that set ``deadline``, for the message.
+
+    Raises
+    ------
+    SourceError
+        Reason ``response_too_large`` past ``limit`` and ``timeout`` past
+        ``deadline``.
+    requests.RequestException
+        When the connection fails while reading.
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
+    while True:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                response.close()
+                raise _deadline_error(what, timeout_seconds)
+            _bound_socket_wait(response, remaining)
+        chunk = _read_chunk(response)
+        if not chunk:
+            break
         size += len(chunk)
         if size > limit:
             response.close()
@@ -80,6 +122,41 @@ def read_limited(response: requests.Response, limit: int, what: str) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _read_chunk(response: requests.Response) -> bytes:
+    """Read the next decoded part of the body; ``b""`` at its end.
+
+    ``read1`` returns what one socket read brings, so a slowly sent body
+    reaches the deadline check between reads instead of filling a whole
+    chunk first.
+    """
+    try:
+        return response.raw.read1(_CHUNK_BYTES, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as error:
+        raise requests.exceptions.ReadTimeout(error) from error
+    except urllib3.exceptions.HTTPError as error:
+        raise requests.exceptions.ConnectionError(error) from error
+
+
+def _bound_socket_wait(response: requests.Response, seconds: float) -> None:
+    """Let no single socket read of ``response`` wait longer than ``seconds``."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        current = sock.gettimeout()
+        if current is None or current > seconds:
+            sock.settimeout(seconds)
+
+
+def _deadline_error(what: str, timeout_seconds: float | None) -> SourceError:
+    limit = "its timeout" if timeout_seconds is None else f"{timeout_seconds:g}s"
+    return SourceError(
+        "timeout",
+        f"{what} did not finish the request and its body within {limit}; raise "
+        "the timeout of the source, or make the server answer faster or with "
+        "less data.",
+    )
 
 
 def http_request(
@@ -112,6 +189,13 @@ def http_request(
         password = options.password.reveal() if options.password else ""
         auth = HTTPBasicAuth(options.username, password)
     verify: bool | str = str(ca_path) if ca_path is not None else True
+    # requests applies its timeout to each socket operation, so a server that
+    # sends a byte now and then would never time out; the deadline bounds the
+    # whole exchange.
+    # NOTE: the deadline is checked from the first body read on. Status line
+    # and headers sent a byte at a time still delay the poll, although it is
+    # then counted as a timeout.
+    deadline = time.monotonic() + timeout_seconds
     try:
         response = session.request(
             method,
@@ -126,7 +210,9 @@ def http_request(
         )
     except requests.Timeout:
         raise SourceError(
-            "timeout", f"{what} timed out after {timeout_seconds:g}s."
+            "timeout",
+            f"{what} timed out after {timeout_seconds:g}s; raise the timeout of "
+            "the source or check that the server is up.",
         ) from None
     except requests.exceptions.SSLError:
         raise SourceError(
@@ -142,8 +228,14 @@ def http_request(
     with response:
         try:
             body = read_limited(
-                response, options.max_response_bytes if limit is None else limit, what
+                response,
+                options.max_response_bytes if limit is None else limit,
+                what,
+                deadline=deadline,
+                timeout_seconds=timeout_seconds,
             )
+        except requests.Timeout:
+            raise _deadline_error(what, timeout_seconds) from None
         except requests.RequestException:
             raise SourceError(
                 "connection", f"{what} failed while reading the response."
@@ -186,6 +278,15 @@ def decode_json(reply: HttpReply, what: str) -> Any:
             "invalid_json",
             f"{what} returned JSON that {detail} (content type {kind!r}, body "
             f"starts {start!r}).",
+        ) from None
+    except ValueError:
+        # Python refuses to convert integers longer than its digit limit
+        # (4300 by default), so such a number is not a value krwatch can read.
+        raise SourceError(
+            "invalid_json",
+            f"{what} returned JSON with an integer of more than "
+            f"{sys.get_int_max_str_digits()} digits (body starts {start!r}); "
+            "point the source at a response whose numbers are KPI values.",
         ) from None
 
 
