@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.config.model import KPIConfig
-from monitor.errors import SourceError
+from monitor.errors import FieldValueError, SourceError
 from monitor.series import Sample
 from monitor.sources._frames import TIME_COLUMN, prepare_table, table_samples
 from monitor.sources._http import MAX_RESPONSE_BYTES
@@ -30,10 +31,26 @@ from monitor.sources.timestamps import check_timezone, time_zone
 logger = logging.getLogger(__name__)
 
 
+MAX_REPLAY_SPEED = 1e6
+"""Fastest replay: a year of history in about 32 seconds. Faster speeds
+would map one historical second onto less than the resolution of a float
+epoch timestamp (about 0.24 microseconds today), merging rows."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReplaySettings:
     start: datetime
     speed: float = 1.0
+    """Historical seconds replayed per real second."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.speed) and 0 < self.speed <= MAX_REPLAY_SPEED):
+            raise FieldValueError(
+                "speed",
+                f"replay.speed is {self.speed!r}; set a number above 0 and at most "
+                f"{MAX_REPLAY_SPEED:.0f}, such as 60 to replay an hour of history "
+                "per minute.",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

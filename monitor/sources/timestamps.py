@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.errors import SourceError
+from monitor.errors import FieldValueError, SourceError
 
 EPOCH_MILLISECONDS_ABOVE = 1e11
 """Epoch numbers above this are milliseconds: 1e11 seconds is the year 5138."""
@@ -35,14 +35,15 @@ def time_zone(name: str, source: str) -> tzinfo:
         ) from None
 
 
-def check_timezone(name: str) -> None:
-    """Raise ``ValueError`` unless ``name`` is a known IANA time zone."""
+def check_timezone(name: str, field: str = "timezone") -> None:
+    """Raise ``FieldValueError`` for ``field`` unless ``name`` is an IANA time zone."""
     try:
         time_zone(name, "")
     except SourceError:
-        raise ValueError(
+        raise FieldValueError(
+            field,
             f"Unknown time zone {name!r}; use an IANA name such as UTC or "
-            "Europe/Berlin."
+            "Europe/Berlin.",
         ) from None
 
 
