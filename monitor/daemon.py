@@ -29,6 +29,7 @@ from exporters.metrics import (
 )
 from monitor._batch_rules import BatchRules
 from monitor._filewatch import FileWatcher
+from monitor._storelock import StoreLock
 from monitor.api import build_routes
 from monitor.config import load_config, resolve_rule_files
 from monitor.config.model import Config
@@ -80,7 +81,13 @@ class Daemon:
         self.instruments = Instruments(self.registry)
         self.registry.register(StateCollector(self.metrics_snapshot))
 
-        self.store = Store(self.config.resolve(self.config.storage.path))
+        store_path = self.config.resolve(self.config.storage.path)
+        self.store_lock = StoreLock(store_path)
+        try:
+            self.store = Store(store_path)
+        except BaseException:
+            self.store_lock.release()
+            raise
         self.windows = WindowStore(self.config.storage.window.total_seconds())
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
@@ -120,6 +127,7 @@ class Daemon:
             )
         except OSError as error:
             self.store.close()
+            self.store_lock.release()
             raise KrwatchError(
                 f"Cannot listen on {self.config.server.listen}: {error.strerror}. "
                 "Stop the process that uses it or change server.listen."
@@ -155,6 +163,7 @@ class Daemon:
         for source in self.sources.values():
             source.close()
         self.store.close()
+        self.store_lock.release()
         logger.info("krwatch stopped cleanly")
 
     def _load_history(self) -> int:

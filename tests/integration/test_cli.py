@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.integration._processes import KRWATCH, REPOSITORY
+from tests.integration._processes import KRWATCH, REPOSITORY, Krwatch, free_port
 
 
 def run_krwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -86,14 +86,43 @@ def test_run_reports_address_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = (REPOSITORY / "config.example.yaml").read_text()
-        config = config.replace("listen: 127.0.0.1:9464", f"listen: 127.0.0.1:{port}")
-        config = config.replace("path: data/krwatch.db", f"path: {tmp_path / 'k.db'}")
-        config = config.replace("examples/", f"{REPOSITORY}/examples/")
-        path = tmp_path / "config.yaml"
-        path.write_text(config)
+        path = example_config(tmp_path, port, "config.yaml")
         result = run_krwatch("run", "-c", str(path))
     assert result.returncode == 1
     assert (
         f"Cannot listen on 127.0.0.1:{port}: Address already in use." in result.stderr
     )
+
+
+def example_config(tmp_path: Path, port: int, name: str) -> Path:
+    config = (REPOSITORY / "config.example.yaml").read_text()
+    config = config.replace("listen: 127.0.0.1:9464", f"listen: 127.0.0.1:{port}")
+    config = config.replace("path: data/krwatch.db", f"path: {tmp_path / 'k.db'}")
+    config = config.replace("examples/", f"{REPOSITORY}/examples/")
+    path = tmp_path / name
+    path.write_text(config)
+    return path
+
+
+def test_run_refuses_store_of_running_daemon(tmp_path: Path) -> None:
+    first_port = free_port()
+    first = Krwatch(
+        example_config(tmp_path, first_port, "first.yaml"),
+        first_port,
+        tmp_path / "first.log",
+    )
+    first.start()
+    try:
+        second = run_krwatch(
+            "run", "-c", str(example_config(tmp_path, free_port(), "b.yaml"))
+        )
+    finally:
+        code = first.stop()
+
+    assert second.returncode == 1
+    assert first.process is not None
+    assert (
+        f"Another krwatch process (PID {first.process.pid}) is using the store "
+        f"{tmp_path / 'k.db'}" in second.stderr
+    )
+    assert code == 0
