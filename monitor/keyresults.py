@@ -31,6 +31,14 @@ STATUSES = (
 )
 
 
+POOL_ORIGINS_PER_UPDATE = 1
+"""Origins the default error pool fits per key result evaluation.
+
+Each origin fits the model at up to six history lengths, so one origin per
+evaluation bounds the evaluations that add pool errors.
+"""
+
+
 def period_bounds(config: KeyResultConfig, now: datetime) -> tuple[datetime, datetime]:
     """Return the start and due date of the key result's current period."""
     if config.period is None:
@@ -159,7 +167,9 @@ class KeyResultEvaluator:
     ) -> None:
         self.key_results = key_results
         self.windows = windows
-        self._error_pool = error_pool if error_pool is not None else ErrorPool()
+        if error_pool is None:
+            error_pool = ErrorPool(max_origins_per_update=POOL_ORIGINS_PER_UPDATE)
+        self._error_pool = error_pool
         self.forecaster = KeyResultForecaster(error_pool=self._error_pool)
 
     @property

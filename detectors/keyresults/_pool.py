@@ -156,7 +156,9 @@ class ErrorPool:
         Errors kept per step, bucket and horizon bin; older errors are
         overwritten first.
     max_origins_per_update : int
-        Origins fitted per series and call, which bounds the cost of a cycle.
+        Origins fitted per series and call, over all steps, which bounds the
+        cost of one call: each origin fits the model at up to six history
+        lengths.
     max_backfill_origins : int
         Past origins taken from a series' own history when it is first seen.
     """
@@ -248,9 +250,14 @@ class ErrorPool:
         spacing = float(np.median(np.diff(times)))
         fitted = 0
         for step_seconds in _usable_steps(spacing):
+            budget = self.max_origins_per_update - fitted
+            if budget <= 0:
+                break
             # A series aggregated as means and as sums gives different errors,
             # so each measure keeps its own log of used origins.
-            origins = self._pending_origins(f"{key}|{measure}", step_seconds, now)
+            origins = self._pending_origins(
+                f"{key}|{measure}", step_seconds, now, budget
+            )
             for origin in origins:
                 self._add_origin_errors(times, data, origin, step_seconds, measure)
             fitted += len(origins)
@@ -258,7 +265,7 @@ class ErrorPool:
         return fitted
 
     def _pending_origins(
-        self, key: str, step_seconds: float, now: float
+        self, key: str, step_seconds: float, now: float, budget: int
     ) -> list[float]:
         """Return the origins to fit now, newest first, and log them as used."""
         spacing = _ORIGIN_SPACING_SECONDS[step_seconds]
@@ -278,14 +285,11 @@ class ErrorPool:
             origin -= spacing
         # Origins skipped for the budget are never fitted, which keeps a
         # series that was away for long from costing a long catch-up.
-        chosen = chosen[: self.max_origins_per_update]
+        chosen = chosen[:budget]
         if chosen:
             log.newest = chosen[0]
             log.oldest = min(log.oldest, chosen[-1])
-        while (
-            len(chosen) < self.max_origins_per_update
-            and log.count < self.max_backfill_origins
-        ):
+        while len(chosen) < budget and log.count < self.max_backfill_origins:
             log.oldest -= spacing
             log.count += 1
             chosen.append(log.oldest)

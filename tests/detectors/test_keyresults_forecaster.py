@@ -121,7 +121,7 @@ def test_forecaster_redraws_when_pool_gains_errors() -> None:
     forecaster = KeyResultForecaster(error_pool=pool)
     now = START + 10 * DAY + HOUR
     forecaster.forecast("kr", _spec("level"), times, values, now)
-    assert pool.update(times, values, now, key="kpi") == 2
+    assert pool.update(times, values, now, key="kpi") == 1
     result = forecaster.forecast("kr", _spec("level"), times, values, now)
     assert forecaster.fit_count == 1
     assert forecaster.draw_count == 2

@@ -136,3 +136,17 @@ def test_pool_measures_log_origins_apart() -> None:
     pool = ErrorPool(max_origins_per_update=8)
     assert pool.update(times, values, NOW, key="a", measure="level") == 8
     assert pool.update(times, values, NOW, key="a", measure="cumulative") == 8
+
+
+def test_pool_budget_spans_all_steps() -> None:
+    """An hourly series feeds hourly and daily steps within one budget."""
+    rng = np.random.default_rng(42)
+    times = NOW - 3600.0 * np.arange(24 * 200, 0, -1)
+    values = 100.0 + np.cumsum(rng.normal(0.0, 1.0, times.size))
+    pool = ErrorPool(max_origins_per_update=1, max_backfill_origins=2)
+    counts = [pool.update(times, values, NOW, key="a") for _ in range(7)]
+    # The hourly step takes its latest origin and two backfilled ones first,
+    # then the daily step the same, then nothing is left.
+    assert counts == [1, 1, 1, 1, 1, 1, 0]
+    steps = {name.split("/")[0] for name in pool.to_dict()["errors"]}
+    assert steps == {"hour", "day"}
