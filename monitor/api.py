@@ -8,6 +8,7 @@ describes each endpoint and its schema.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -118,7 +119,7 @@ def alerts_data(daemon: Daemon) -> dict[str, Any]:
     """
     graph = KPIGraph.from_config(daemon.config)
     alerts = []
-    for state in list(daemon.evaluator.alerts.values()):
+    for state in [*daemon.evaluator.alerts.values(), *_source_alert_states(daemon)]:
         if state.state not in ACTIVE_STATES:
             continue
         alerts.append(
@@ -138,6 +139,18 @@ def alerts_data(daemon: Daemon) -> dict[str, Any]:
         )
     alerts.sort(key=lambda alert: (alert["state"] != "firing", alert["alert"]))
     return {"alerts": alerts}
+
+
+def _source_alert_states(daemon: Daemon) -> list[AlertState]:
+    """Return the source alerts, each naming the KPIs of its source."""
+    kpis_of: dict[str, list[str]] = {}
+    for kpi in daemon.config.kpis:
+        kpis_of.setdefault(kpi.source, []).append(kpi.name)
+    states = []
+    for name, state in list(daemon.source_alerts.states.items()):
+        extra = {**state.extra, ALERT_KPIS_KEY: sorted(kpis_of.get(name, []))}
+        states.append(dataclasses.replace(state, extra=extra))
+    return states
 
 
 def blast_radius(

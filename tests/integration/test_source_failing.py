@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration._processes import Krwatch, free_port, recorder, wait_for
+from tests.integration._processes import (
+    Krwatch,
+    free_port,
+    get_json,
+    recorder,
+    wait_for,
+)
 from tests.integration.test_restart import alert_of, write_config
 
 pytestmark = pytest.mark.integration
@@ -37,10 +43,15 @@ def test_failing_source_alerts_once_and_keeps_rule_alerts(tmp_path: Path) -> Non
 
             (notification,) = wait_for(source_alerts, 60, "the source alert")
             firing = alert_of(krwatch)
+            listed = get_json(krwatch.url + "/api/v1/alerts")["data"]["alerts"]
         finally:
             krwatch.stop()
 
     assert notification["labels"]["source"] == "kpi_api"
+    (source_alert,) = [a for a in listed if a["alert"] == "KrwatchSourceFailing"]
+    assert source_alert["state"] == "firing"
+    assert source_alert["labels"]["source"] == "kpi_api"
+    assert source_alert["blast_radius"]["kpis"] == ["open_orders"]
     # The rule's alert keeps firing while its source fails (no_data: keep_state).
     assert firing is not None
     assert firing["state"] == "firing"
