@@ -385,10 +385,12 @@ class Daemon:
                 self.reload_successful = False
                 for problem in error.problems:
                     logger.error("Reload rejected: %s", problem)
+                count = len(error.problems)
                 logger.error(
-                    "Reload rejected with %d problems; the running configuration "
+                    "Reload rejected with %d %s; the running configuration "
                     "stays in effect",
-                    len(error.problems),
+                    count,
+                    "problem" if count == 1 else "problems",
                 )
                 return False, list(error.problems)
             except Exception as error:
@@ -396,6 +398,7 @@ class Daemon:
                 logger.exception("Reload failed; the running configuration stays")
                 return False, [f"{self.config_path}: {error}"]
 
+            self._warn_restart_needed(config)
             self._apply(config, groups)
             self.reload_successful = True
             self.reload_timestamp = time.time()
@@ -408,6 +411,27 @@ class Daemon:
                 len(groups),
             )
             return True, []
+
+    def _warn_restart_needed(self, config: Config) -> None:
+        """Log the changed settings that only take effect after a restart."""
+        running = {
+            "server.listen": self.config.server.listen,
+            "storage.path": str(self.config.resolve(self.config.storage.path)),
+        }
+        loaded = {
+            "server.listen": config.server.listen,
+            "storage.path": str(config.resolve(config.storage.path)),
+        }
+        for setting, value in loaded.items():
+            if value != running[setting]:
+                logger.warning(
+                    "%s changed from %s to %s; krwatch keeps using %s until it "
+                    "is restarted",
+                    setting,
+                    running[setting],
+                    value,
+                    running[setting],
+                )
 
     def _apply(self, config: Config, groups: tuple[RuleGroup, ...]) -> None:
         for job in self.scheduler.get_jobs():

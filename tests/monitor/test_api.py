@@ -568,3 +568,27 @@ def test_silences_match_openapi(guarded: Daemon, openapi: dict[str, Any]) -> Non
     validate_against(
         openapi, response_schema("/api/v1/silences", "post", "400"), json.loads(body)
     )
+
+
+def test_reload_warns_listen_needs_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config_path = write_config(tmp_path)
+    running = Daemon(config_path)
+    running.start()
+    try:
+        port = running.server.port
+        text = config_path.read_text()
+        config_path.write_text(text.replace("127.0.0.1:0", "127.0.0.1:9"))
+        reloaded, problems = running.reload()
+        listened = running.server.port
+    finally:
+        running.stop()
+
+    assert reloaded is True
+    assert problems == []
+    assert listened == port
+    assert (
+        "server.listen changed from 127.0.0.1:0 to 127.0.0.1:9; krwatch keeps "
+        "using 127.0.0.1:0 until it is restarted"
+    ) in caplog.text
