@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import sqlite3
 import threading
@@ -50,6 +51,10 @@ HOUSEKEEPING_INTERVAL_SECONDS = 600.0
 MIN_RETRY_DELAY_SECONDS = 0.05
 """Floor of every retry delay, so ``Retry-After: 0`` cannot spin a worker."""
 ORPHAN_MAX_AGE = timedelta(hours=24)
+
+FAILURE_LOG_INTERVAL_SECONDS = 60.0
+"""Retries of one receiver that fail are logged at most once per this time;
+the failed first attempt of a batch is always logged."""
 """Rows of a receiver that is no longer configured are dropped after this."""
 
 
@@ -106,6 +111,9 @@ class Dispatcher:
         self._wakeups = {name: threading.Event() for name in self._receivers}
         self._housekeeping_wakeup = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._failure_log: dict[str, tuple[float, int]] = {}
+        """Per receiver: when a failure was last logged, and how many failures
+        went unlogged since."""
 
     def start(self) -> None:
         """Start one worker thread per receiver and a housekeeping thread.
@@ -405,15 +413,7 @@ class Dispatcher:
 
         attempt = max(row.attempts for row in batch.rows) + 1
         delay = self._retry_delay(receiver, attempt, error.retry_after)
-        logger.warning(
-            "Delivery of %d notifications to receiver %r failed on attempt %d: %s "
-            "Retrying in %.2fs.",
-            len(row_ids),
-            receiver.name,
-            attempt,
-            error,
-            delay,
-        )
+        self._log_failure(receiver.name, len(row_ids), attempt, error, delay)
         with self._store.transaction() as connection:
             connection.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
@@ -425,6 +425,28 @@ class Dispatcher:
                 "WHERE receiver = ? AND group_key = ?",
                 (now + delay, receiver.name, batch.group_key),
             )
+
+    def _log_failure(
+        self, receiver: str, count: int, attempt: int, error: Exception, delay: float
+    ) -> None:
+        """Log a failed attempt, at most once a minute per receiver."""
+        now = time.monotonic()
+        last, unlogged = self._failure_log.get(receiver, (-math.inf, 0))
+        if attempt > 1 and now - last < FAILURE_LOG_INTERVAL_SECONDS:
+            self._failure_log[receiver] = (last, unlogged + 1)
+            return
+        self._failure_log[receiver] = (now, 0)
+        since = f" ({unlogged} more failed attempts since the last report)"
+        logger.warning(
+            "Delivery of %d notifications to receiver %r failed on attempt %d: %s "
+            "Retrying in %.2fs.%s",
+            count,
+            receiver,
+            attempt,
+            error,
+            delay,
+            since if unlogged else "",
+        )
 
     def _retry_delay(
         self, receiver: Receiver, attempt: int, retry_after: float | None

@@ -115,6 +115,34 @@ def test_dispatcher_down_receiver_gets_each_key_once(store: Store) -> None:
     assert sample_value(registry, "krwatch_outbox_queue_length", receiver="hook") == 0
 
 
+def test_dispatcher_down_receiver_logs_once_a_minute(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = webhook(f"http://127.0.0.1:{free_port()}/hook")
+    put(store, make_notification())
+    registry = CollectorRegistry()
+    metrics = OutboxMetrics(registry, store, receivers=["hook"])
+    dispatcher = Dispatcher(
+        store, {"hook": receiver}, metrics=metrics, poll_interval_seconds=0.05
+    )
+    dispatcher.start()
+    try:
+        wait_until(
+            lambda: (
+                sample_value(
+                    registry, "krwatch_notifications_failed_total", receiver="hook"
+                )
+                >= 5
+            )
+        )
+    finally:
+        assert dispatcher.stop(timeout=5)
+
+    logged = [r for r in caplog.records if "failed on attempt" in r.getMessage()]
+    assert len(logged) == 1
+    assert "failed on attempt 1:" in logged[0].getMessage()
+
+
 def test_dispatcher_500_retried_with_backoff(store: Store) -> None:
     replies = iter([Reply(500, b"boom"), Reply(503, b"busy")])
 
