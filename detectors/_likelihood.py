@@ -10,7 +10,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from detectors.base import BaseDetector, Constraint, FloatArray, Interval, RawScores
+from detectors.base import (
+    BaseDetector,
+    Constraint,
+    FloatArray,
+    Interval,
+    Options,
+    RawScores,
+)
 
 # Scale floor relative to max(1, |mean|), so that a change from a constant
 # series has a large but finite z-score.
@@ -21,6 +28,9 @@ SEASON_TOLERANCE = 0.1
 # Maximum number of values kept for the seasonal look-up. It bounds memory
 # when many timestamps repeat.
 SEASON_HISTORY_MAX = 100_000
+# With likelihood="tail", a tail probability of 10**-TAIL_DECADES or less
+# scores 1, as in the log scale of Numenta's anomaly likelihood.
+TAIL_DECADES = 10.0
 
 
 class LikelihoodEnsembleDetector(BaseDetector):
@@ -51,6 +61,12 @@ class LikelihoodEnsembleDetector(BaseDetector):
        ``d / (d + distance_scale)``. The score falls as the normal tail
        probability of the average rises, but unlike a log-scaled tail
        probability it does not saturate, so strong anomalies stay ranked.
+       With ``likelihood="tail"`` the layer follows the published
+       description of Numenta's anomaly likelihood instead. The mean and
+       standard deviation are those of the single surprises (not their
+       averages) over a sliding window of the last ``likelihood_window``
+       samples, and the score is ``-log10(Q(d)) / 10``, capped at 1, where
+       ``Q`` is the upper tail probability of the standard normal.
     3. Cooldown. After a score above ``threshold``, the scores of the next
        ``max(cooldown, cooldown_fraction * n)`` samples are reported as 0,
        where ``n`` is the number of values seen. A lasting anomaly therefore
@@ -106,6 +122,10 @@ class LikelihoodEnsembleDetector(BaseDetector):
     second_season_weight : float, default=0.3
         Weight of the second seasonal change in the mean surprise, relative
         to a weight of 1 for each of the other three views.
+    likelihood : {"distance", "tail"}, default="distance"
+        Likelihood layer: the distance of the average surprise from the
+        moments of earlier averages, or the normal tail probability of the
+        average under a sliding-window fit of single surprises.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
@@ -124,6 +144,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         "alert_floor": [Interval(kind=Real, left=0, right=1)],
         "second_season_seconds": [Interval(kind=Real, left=0, right=None)],
         "second_season_weight": [Interval(kind=Real, left=0, right=None)],
+        "likelihood": [Options(("distance", "tail"))],
     }
 
     def __init__(
@@ -144,6 +165,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         alert_floor: float = 0.5,
         second_season_seconds: float = 0.0,
         second_season_weight: float = 0.3,
+        likelihood: str = "distance",
     ) -> None:
         self.window = window
         self.z_floor = z_floor
@@ -160,6 +182,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         self.alert_floor = alert_floor
         self.second_season_seconds = second_season_seconds
         self.second_season_weight = second_season_weight
+        self.likelihood = likelihood
 
     def _fit(self, times: FloatArray, series: FloatArray) -> None:
         self.values_ = _RunningMoments()
@@ -174,6 +197,7 @@ class LikelihoodEnsembleDetector(BaseDetector):
         )
         self.recent_surprise_: deque[float] = deque(maxlen=self.short_window)
         self.averages_ = _RunningMoments()
+        self.surprise_window_ = _SlidingMoments(self.likelihood_window)
         self.quiet_left_ = 0
         self._score_finite(times, series)
 
@@ -236,7 +260,10 @@ class LikelihoodEnsembleDetector(BaseDetector):
         surprise = total / weight
         self.recent_surprise_.append(surprise)
         average = sum(self.recent_surprise_) / len(self.recent_surprise_)
-        raw = self._likelihood_score(average)
+        if self.likelihood == "tail":
+            raw = self._tail_score(surprise, average)
+        else:
+            raw = self._likelihood_score(average)
         band = (self.z_floor + self.z_span) * value_sigma
         return self._keep_onset(raw), mean_before - band, mean_before + band
 
@@ -254,6 +281,21 @@ class LikelihoodEnsembleDetector(BaseDetector):
             distance = max(0.0, (average - moments.mean) / sigma)
         moments.update(average, self.likelihood_window)
         return distance / (distance + self.distance_scale)
+
+    def _tail_score(self, surprise: float, average: float) -> float:
+        """Map ``average`` to [0, 1] by its normal tail probability under the
+        moments of the earlier single surprises, then add ``surprise`` to
+        them."""
+        window = self.surprise_window_
+        score = 0.0
+        if window.count:
+            sigma = max(math.sqrt(window.var), self.min_sigma)
+            distance = (average - window.mean) / sigma
+            tail = 0.5 * math.erfc(distance / math.sqrt(2.0))
+            # erfc underflows to 0 beyond a distance of about 38.
+            score = 1.0 if tail <= 0.0 else -math.log10(tail) / TAIL_DECADES
+        window.update(surprise)
+        return min(1.0, max(0.0, score))
 
     def _keep_onset(self, raw: float) -> float:
         """Return ``raw``, raised to ``alert_floor`` when it starts an alert,
@@ -328,6 +370,51 @@ class _SeasonalChange:
             return math.nan
 
         return earlier
+
+
+class _SlidingMoments:
+    """Mean and variance of the last ``window`` values.
+
+    The sums are recomputed from the kept values every ``window`` updates,
+    so rounding errors of the running sums do not build up.
+    """
+
+    def __init__(self, window: int) -> None:
+        self.values: deque[float] = deque(maxlen=window)
+        self.total = 0.0
+        self.total_squares = 0.0
+        self.updates_since_sum = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return self.total / len(self.values) if self.values else 0.0
+
+    @property
+    def var(self) -> float:
+        count = len(self.values)
+        if count < 2:
+            return 0.0
+
+        mean = self.total / count
+        return max(0.0, (self.total_squares - count * mean * mean) / (count - 1))
+
+    def update(self, value: float) -> None:
+        if len(self.values) == self.values.maxlen:
+            dropped = self.values[0]
+            self.total -= dropped
+            self.total_squares -= dropped * dropped
+        self.values.append(value)
+        self.total += value
+        self.total_squares += value * value
+        self.updates_since_sum += 1
+        if self.updates_since_sum >= len(self.values):
+            self.total = math.fsum(self.values)
+            self.total_squares = math.fsum(item * item for item in self.values)
+            self.updates_since_sum = 0
 
 
 class _RunningMoments:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pytest
 
+from detectors._likelihood import TAIL_DECADES, _SlidingMoments
 from detectors.anomaly import LikelihoodEnsembleDetector, make_detector
 from detectors.base import STATUS_INSUFFICIENT_DATA, STATUS_OK, DetectorResult
 from detectors.errors import DataQualityWarning, InvalidParameterError
@@ -15,6 +17,8 @@ START = 1_700_000_000.0
 STEP_SECONDS = 300.0
 N_ROWS = 3000
 SEEDS = pytest.mark.parametrize("seed", [0, 1, 2], ids=["seed0", "seed1", "seed2"])
+# Settings of the tail likelihood layer that scored best on NAB.
+TAIL_SETTINGS = {"likelihood": "tail", "threshold": 0.15, "min_sigma": 0.03}
 
 
 def noisy_series(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +187,63 @@ def test_likelihood_anomaly_score_equals_score() -> None:
     np.testing.assert_array_equal(result.anomaly_score, result.score)
 
 
+@SEEDS
+def test_likelihood_tail_spike_flagged_once(seed: int) -> None:
+    times, values = noisy_series(seed)
+    values[2000] += 10.0
+    result = stream(times, values, **TAIL_SETTINGS)
+    assert list(np.flatnonzero(result.flag)) == [2000]
+    assert result.anomaly_score[2000] == 0.5
+
+
+@SEEDS
+def test_likelihood_tail_level_shift_flagged_once(seed: int) -> None:
+    times, values = noisy_series(seed)
+    values[2000:] += 5.0
+    flagged = np.flatnonzero(stream(times, values, **TAIL_SETTINGS).flag)
+    assert len(flagged) == 1
+    assert 2000 <= flagged[0] <= 2005
+
+
+@SEEDS
+def test_likelihood_tail_clean_series_not_flagged(seed: int) -> None:
+    times, values = noisy_series(seed)
+    result = stream(times, values, **TAIL_SETTINGS)
+    assert not result.flag.any()
+    assert result.anomaly_score.max() < 0.15
+
+
+def test_likelihood_tail_score_by_hand() -> None:
+    detector = LikelihoodEnsembleDetector(likelihood="tail", likelihood_window=4)
+    detector.fit([], [])
+    for surprise in (0.0, 0.1, 0.0, 0.1, 0.9):
+        detector._tail_score(surprise, 0.0)
+    # The window keeps the last 4 surprises, 0.1, 0.0, 0.1 and 0.9: mean
+    # 0.275 and sample standard deviation 0.4193. An average of 0.6 lies
+    # 0.7751 standard deviations above the mean, a tail probability of 0.2191.
+    mean = 0.275
+    sigma = math.sqrt((0.175**2 + 0.275**2 + 0.175**2 + 0.625**2) / 3.0)
+    tail = 0.5 * math.erfc((0.6 - mean) / sigma / math.sqrt(2.0))
+    assert tail == pytest.approx(0.2191, abs=1e-4)
+    score = detector._tail_score(0.0, 0.6)
+    assert score == pytest.approx(-math.log10(tail) / TAIL_DECADES)
+    # Far beyond the window's spread the tail probability underflows to 0.
+    assert detector._tail_score(0.0, 1e6) == 1.0
+
+
+def test_sliding_moments_match_numpy() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.random(250)
+    moments = _SlidingMoments(100)
+    for count, value in enumerate(values, start=1):
+        moments.update(float(value))
+        kept = values[max(0, count - 100) : count]
+        assert moments.count == len(kept)
+        assert moments.mean == pytest.approx(np.mean(kept), abs=1e-12)
+        if count >= 2:
+            assert moments.var == pytest.approx(np.var(kept, ddof=1), abs=1e-12)
+
+
 @pytest.mark.parametrize(
     "values",
     [np.empty(0), np.array([3.0]), np.full(40, 7.0), np.full(20, np.nan)],
@@ -222,6 +283,10 @@ def test_likelihood_huge_values_finite() -> None:
             {"second_season_weight": -0.5},
             r"'second_season_weight' .* \[0, inf\); got -0\.5",
         ),
+        (
+            {"likelihood": "normal"},
+            r"'likelihood' .* one of 'distance', 'tail'; got 'normal'",
+        ),
     ],
     ids=[
         "zero-short-window",
@@ -230,6 +295,7 @@ def test_likelihood_huge_values_finite() -> None:
         "alert-floor-above-one",
         "negative-second-season",
         "negative-second-season-weight",
+        "unknown-likelihood",
     ],
 )
 def test_likelihood_invalid_parameter_rejected(
