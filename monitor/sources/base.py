@@ -37,6 +37,7 @@ __all__ = [
     "check_value",
     "http_get_json",
     "read_limited",
+    "summarize_rejections",
 ]
 
 
@@ -157,7 +158,7 @@ class Source(ABC):
                 samples.extend(self.fetch(kpi, now))
             except PartialReadError as error:
                 samples.extend(error.samples)
-                errors.append(error)
+                errors.extend(error.problems)
             except SourceError as error:
                 errors.append(error)
                 failed_kpis += 1
@@ -286,13 +287,61 @@ def check_value(raw: Any, what: str) -> float:
     return value
 
 
-class PartialReadError(SourceError):
-    """Some rows of a fetch were rejected; the good samples still count."""
+ROW_EXAMPLES = 3
+"""Rejected rows whose messages a summary quotes; the rest are only counted."""
 
-    def __init__(self, samples: list[Sample], rejected: int, kpi: str) -> None:
+
+def summarize_rejections(
+    subject: str, rejections: Sequence[SourceError]
+) -> list[SourceError]:
+    """Return one error per rejected row, the first of each reason a summary.
+
+    The daemon counts every returned error and logs the first of each
+    reason, rate limited, so the summary quotes the first ``ROW_EXAMPLES``
+    rows (with their line numbers, where the source has them) and the
+    others are counted without their own log line.
+    """
+    by_reason: dict[str, list[SourceError]] = {}
+    for rejection in rejections:
+        by_reason.setdefault(rejection.reason, []).append(rejection)
+
+    problems: list[SourceError] = []
+    for reason, group in by_reason.items():
+        examples = "; ".join(str(error) for error in group[:ROW_EXAMPLES])
+        more = len(group) - ROW_EXAMPLES
+        if more > 0:
+            examples += f"; and {more} more"
+        noun = "row" if len(group) == 1 else "rows"
+        problems.append(
+            SourceError(
+                reason, f"{subject}: rejected {len(group)} {noun} ({examples})."
+            )
+        )
+        problems.extend(group[1:])
+    return problems
+
+
+class PartialReadError(SourceError):
+    """Some rows of a fetch were rejected; the good samples still count.
+
+    Parameters
+    ----------
+    samples : list of Sample
+        The samples of the rows that were read.
+    rejections : sequence of SourceError
+        One error per rejected row, each with its own reason.
+    kpi : str
+        Name of the KPI that was fetched.
+    """
+
+    def __init__(
+        self, samples: list[Sample], rejections: Sequence[SourceError], kpi: str
+    ) -> None:
+        self.problems = summarize_rejections(f"KPI {kpi!r}", rejections)
+        """The errors to count, one per rejected row."""
+        first = self.problems[0] if self.problems else None
         super().__init__(
-            "invalid_value",
-            f"KPI {kpi!r}: rejected {rejected} rows whose value is not a finite "
-            "number.",
+            first.reason if first else "invalid_value",
+            str(first) if first else f"KPI {kpi!r}: rejected no rows.",
         )
         self.samples = samples

@@ -23,9 +23,20 @@ import pandas as pd
 from monitor.config.model import KPIConfig
 from monitor.errors import FieldValueError, SourceError
 from monitor.series import Sample
-from monitor.sources._frames import TIME_COLUMN, prepare_table, table_samples
+from monitor.sources._frames import (
+    TIME_COLUMN,
+    check_delimiter,
+    prepare_table,
+    read_csv_table,
+    table_samples,
+)
 from monitor.sources._http import MAX_RESPONSE_BYTES
-from monitor.sources.base import PartialReadError, Source, SourceSettings
+from monitor.sources.base import (
+    PartialReadError,
+    Source,
+    SourceSettings,
+    summarize_rejections,
+)
 from monitor.sources.timestamps import check_timezone, time_zone
 
 logger = logging.getLogger(__name__)
@@ -66,6 +77,7 @@ class CsvSettings(SourceSettings):
 
     def __post_init__(self) -> None:
         check_timezone(self.timezone)
+        check_delimiter(self.delimiter)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +95,7 @@ class CsvSource(Source):
     _frame: pd.DataFrame | None = None
     _frame_stamp: tuple[int, int] | None = None
     _historical_times: np.ndarray | None = None
+    _rejected: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def settings(self) -> CsvSettings:
@@ -117,26 +130,41 @@ class CsvSource(Source):
                 f"{limit}; raise max_file_bytes of source {self.name!r}.",
             )
         try:
-            frame = pd.read_csv(path, sep=self.settings.delimiter, dtype=str)
-        except pd.errors.EmptyDataError:
-            raise SourceError("empty_result", f"{str(path)!r} is empty.") from None
-        except (OSError, ValueError, pd.errors.ParserError) as error:
+            body = path.read_bytes()
+        except OSError as error:
             raise SourceError(
-                "invalid_csv", f"Cannot parse {str(path)!r} as CSV: {error}."
+                "file_unreadable",
+                f"Cannot read {str(path)!r}: {error.strerror}. Check the path of "
+                f"source {self.name!r}.",
             ) from None
+        what = repr(str(path))
+        frame, rejections = read_csv_table(
+            body, self.settings.delimiter, what, "invalid_csv"
+        )
         zone = time_zone(self.settings.timezone, self.name)
-        frame = prepare_table(
+        frame, unreadable = prepare_table(
             frame,
             self.settings.timestamp_column,
             self.settings.timestamp_format,
             zone,
-            repr(str(path)),
-            self.name,
+            what,
         )
+        self._report_new(rejections + unreadable)
         self._frame = frame
         self._frame_stamp = stamp
         self._historical_times = frame[TIME_COLUMN].to_numpy(dtype=np.float64)
         logger.info("Loaded %d rows from %s for source %s", len(frame), path, self.name)
+
+    def _report_new(self, rejections: list[SourceError]) -> None:
+        """Count the rejected rows that the previous load did not reject.
+
+        A file that grows is read again whole, so a bad row is counted on
+        the load that first finds it.
+        """
+        keys = {(error.reason, str(error)) for error in rejections}
+        new = [e for e in rejections if (e.reason, str(e)) not in self._rejected]
+        self._rejected = frozenset(keys)
+        self.notices.extend(summarize_rejections(f"Source {self.name!r}", new))
 
     def _replay_offset(self) -> tuple[float, float] | None:
         """Return (historical start, real anchor) of the replay, stored once."""

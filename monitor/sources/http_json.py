@@ -207,7 +207,7 @@ class HttpJsonSource(Source):
         if errors and not samples:
             raise errors[0]
         if errors:
-            raise PartialReadError(samples, len(errors), kpi.name)
+            raise PartialReadError(samples, errors, kpi.name)
         return samples
 
     def _sample(

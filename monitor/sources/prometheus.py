@@ -191,7 +191,7 @@ def _collect(
     if errors and not samples:
         raise errors[0]
     if errors:
-        raise PartialReadError(samples, len(errors), kpi.name)
+        raise PartialReadError(samples, errors, kpi.name)
     return samples
 
 

@@ -28,9 +28,21 @@ from monitor.config.model import KPIConfig, SourceConfig
 from monitor.errors import SourceError
 from monitor.secrets import Secret
 from monitor.series import Sample
-from monitor.sources._frames import TIME_COLUMN, prepare_table, table_samples
+from monitor.sources._frames import (
+    LINE_COLUMN,
+    TIME_COLUMN,
+    check_delimiter,
+    prepare_table,
+    read_csv_table,
+    table_samples,
+)
 from monitor.sources._http import HttpOptions, check_http_url, http_request
-from monitor.sources.base import Source, SourceContext, SourceSettings
+from monitor.sources.base import (
+    Source,
+    SourceContext,
+    SourceSettings,
+    summarize_rejections,
+)
 from monitor.sources.timestamps import check_timezone, time_zone
 
 logger = logging.getLogger(__name__)
@@ -63,6 +75,7 @@ class SpreadsheetSettings(HttpOptions, SourceSettings):
         if self.url is not None:
             check_http_url("url", self.url)
         check_timezone(self.timezone)
+        check_delimiter(self.delimiter)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +98,7 @@ class SpreadsheetSource(Source):
         self._stamp: tuple[object, ...] | None = None
         self._validators: dict[str, str] = {}
         self._origin = ""
+        self._rejected: frozenset[tuple[str, str]] = frozenset()
         self.loads = 0
         """Times a table was downloaded or parsed, for tests and debugging."""
 
@@ -180,26 +194,36 @@ class SpreadsheetSource(Source):
         }
 
     def _set_table(self, body: bytes, table_format: str, what: str) -> None:
+        rejections: list[SourceError] = []
         if table_format == "xlsx":
             frame = _read_xlsx(body, self.settings.sheet, what)
         else:
-            frame = _read_csv(body, self.settings.delimiter, what)
-        if frame.empty:
+            frame, rejections = read_csv_table(
+                body, self.settings.delimiter, what, "invalid_file"
+            )
+        if frame.empty and not rejections:
             raise SourceError("empty_result", f"{what} has no rows.")
         zone = time_zone(self.settings.timezone, self.name)
-        self._frame = prepare_table(
+        self._frame, unreadable = prepare_table(
             frame,
             self.settings.timestamp_column,
             self.settings.timestamp_format,
             zone,
             what,
-            self.name,
         )
+        self._report_new(rejections + unreadable)
         self._origin = what
         self.loads += 1
         logger.info(
             "Loaded %d rows from %s for source %s", len(self._frame), what, self.name
         )
+
+    def _report_new(self, rejections: list[SourceError]) -> None:
+        """Count the rejected rows that the previous table did not reject."""
+        keys = frozenset((error.reason, str(error)) for error in rejections)
+        new = [e for e in rejections if (e.reason, str(e)) not in self._rejected]
+        self._rejected = keys
+        self.notices.extend(summarize_rejections(f"Source {self.name!r}", new))
 
     def fetch(self, kpi: KPIConfig, now: float) -> list[Sample]:
         if self._frame is None:
@@ -228,17 +252,6 @@ def _format_of_name(name: str) -> str:
     return "xlsx" if os.path.splitext(name)[1].lower() in _XLSX_SUFFIXES else "csv"
 
 
-def _read_csv(body: bytes, delimiter: str, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(io.BytesIO(body), sep=delimiter, dtype=str)
-    except pd.errors.EmptyDataError:
-        raise SourceError("empty_result", f"{what} is empty.") from None
-    except (ValueError, pd.errors.ParserError) as error:
-        raise SourceError(
-            "invalid_file", f"Cannot parse {what} as CSV: {_first_line(error)}."
-        ) from None
-
-
 def _read_xlsx(body: bytes, sheet: str | None, what: str) -> pd.DataFrame:
     # NOTE: max_response_bytes limits the compressed file only; openpyxl in
     # read-only mode streams rows, but a crafted file can still expand a lot.
@@ -263,12 +276,19 @@ def _read_xlsx(body: bytes, sheet: str | None, what: str) -> pd.DataFrame:
         rows = [list(row) for row in worksheet.iter_rows(values_only=True)]
     finally:
         workbook.close()
-    rows = [row for row in rows if any(cell is not None for cell in row)]
-    if not rows:
+    numbered = [
+        (number, row)
+        for number, row in enumerate(rows, start=1)
+        if any(cell is not None for cell in row)
+    ]
+    if not numbered:
         raise SourceError("empty_result", f"{what} has an empty sheet.")
-    header = [_header(cell, index) for index, cell in enumerate(rows[0])]
-    data: list[list[Any]] = [row[: len(header)] for row in rows[1:]]
-    return pd.DataFrame(data, columns=header, dtype=object)
+    header = [_header(cell, index) for index, cell in enumerate(numbered[0][1])]
+    data: list[list[Any]] = [
+        [*row[: len(header)], *[None] * (len(header) - len(row)), str(number)]
+        for number, row in numbered[1:]
+    ]
+    return pd.DataFrame(data, columns=[*header, LINE_COLUMN], dtype=object)
 
 
 def _header(cell: object, index: int) -> str:

@@ -174,7 +174,7 @@ class SqlSource(Source):
         if errors and not samples:
             raise errors[0]
         if errors:
-            raise PartialReadError(samples, len(errors), kpi.name)
+            raise PartialReadError(samples, errors, kpi.name)
         return samples
 
     def _run(self, query: SqlQuery, what: str) -> tuple[list[str], list[Any]]:

@@ -135,8 +135,10 @@ def test_csv_rejects_bad_values_but_keeps_good_rows(tmp_path: Path) -> None:
     )
     result = csv_source(tmp_path, CsvSettings(path=path), CsvQuery()).poll(2e9)
     assert [s.value for s in result.samples] == [5.0, 8.0]
-    assert [e.reason for e in result.errors] == ["invalid_value"]
+    assert [e.reason for e in result.errors] == ["invalid_value", "invalid_value"]
     assert "rejected 2 rows" in str(result.errors[0])
+    assert "line 3 of" in str(result.errors[0])
+    assert "line 4 of" in str(result.errors[0])
 
 
 def test_csv_missing_column_names_the_columns(tmp_path: Path) -> None:
