@@ -257,6 +257,26 @@ def test_dashboard_metrics_exposed_by_krwatch(
     assert missing == set()
 
 
+def test_metrics_doc_lists_exposed_families(metrics_text: str) -> None:
+    documented = (REPOSITORY / "docs" / "metrics.md").read_text()
+    families = {
+        typed.group(1)
+        for line in metrics_text.splitlines()
+        if (typed := TYPE_LINE.match(line))
+        and typed.group(1).startswith("krwatch_")
+        and not typed.group(1).endswith("_created")
+    }
+
+    undocumented = {
+        name
+        for name in families
+        if f"`{name}`" not in documented and f"`{name}_total`" not in documented
+    }
+
+    assert len(families) > 20
+    assert undocumented == set()
+
+
 def test_exposed_names_parse_histograms() -> None:
     text = (
         "# HELP x_seconds Time.\n# TYPE x_seconds histogram\n"
