@@ -18,6 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1024 * 1024
+REQUEST_TIMEOUT_SECONDS = 10.0
+"""A client that sends nothing for this long, such as a body shorter than its
+Content-Length, has its connection closed."""
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -167,8 +170,11 @@ class Routes:
         token = self._token()
         if token is None:
             return True
-        given = headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        scheme, _, credentials = headers.get("Authorization", "").partition(" ")
+        # HTTP authentication schemes are case-insensitive; the token is not.
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(credentials.strip().encode(), token.encode())
 
 
 def _protect(method: str, protected: bool | None) -> bool:
@@ -180,6 +186,7 @@ def _protect(method: str, protected: bool | None) -> bool:
 def _make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         server_version = "krwatch"
+        timeout = REQUEST_TIMEOUT_SECONDS
 
         def do_GET(self) -> None:
             self._handle("GET")
@@ -189,6 +196,12 @@ def _make_handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
 
         def do_DELETE(self) -> None:
             self._handle("DELETE")
+
+        def do_PUT(self) -> None:
+            self._handle("PUT")
+
+        def do_PATCH(self) -> None:
+            self._handle("PATCH")
 
         def _handle(self, method: str) -> None:
             parts = urlsplit(self.path)

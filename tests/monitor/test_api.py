@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -427,9 +428,12 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         ({}, 401),
         ({"Authorization": "Bearer wrong"}, 401),
         ({"Authorization": TOKEN}, 401),
+        ({"Authorization": f"Basic {TOKEN}"}, 401),
+        ({"Authorization": f"Bearer {TOKEN.upper()}x"}, 401),
         ({"Authorization": f"Bearer {TOKEN}"}, 200),
+        ({"Authorization": f"bearer {TOKEN}"}, 200),
     ],
-    ids=["missing", "wrong-token", "no-scheme", "valid"],
+    ids=["missing", "wrong-token", "no-scheme", "basic", "other", "valid", "lower"],
 )
 def test_reload_requires_bearer_token(
     guarded: Daemon, headers: dict[str, str], expected: int
@@ -592,3 +596,25 @@ def test_reload_warns_listen_needs_restart(
         "server.listen changed from 127.0.0.1:0 to 127.0.0.1:9; krwatch keeps "
         "using 127.0.0.1:0 until it is restarted"
     ) in caplog.text
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_unsupported_method_gets_json_error(daemon: Daemon, method: str) -> None:
+    status, headers, body = request(daemon, "/api/v1/alerts", method=method)
+
+    assert status == 405
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["error"] == f"{method} is not allowed on /api/v1/alerts."
+
+
+def test_short_body_connection_closed(daemon: Daemon) -> None:
+    with socket.create_connection(("127.0.0.1", daemon.server.port), timeout=30) as raw:
+        raw.sendall(
+            b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+        )
+        started = time.monotonic()
+        received = raw.recv(1024)
+        waited = time.monotonic() - started
+
+    assert received == b""
+    assert waited < 25
