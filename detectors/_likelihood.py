@@ -375,8 +375,9 @@ class _SeasonalChange:
 class _SlidingMoments:
     """Mean and variance of the last ``window`` values.
 
-    The sums are recomputed from the kept values every ``window`` updates,
-    so rounding errors of the running sums do not build up.
+    The sums are recomputed from the kept values after as many updates as
+    there are kept values, so rounding errors of the running sums do not
+    build up.
     """
 
     def __init__(self, window: int) -> None:

@@ -269,8 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     if arguments.splits == 1 or arguments.splits < 0:
         raise SystemExit(
-            f"Invalid --splits {arguments.splits}: the standard deviation needs "
-            "at least 2 splits. Pass 0 to turn the random splits off, or 2 or more."
+            f"Invalid --splits {arguments.splits}. The standard deviation needs "
+            "at least 2 splits, so pass 2 or more, or 0 to turn them off."
         )
     started = time.perf_counter()
     files = load_corpus(arguments.data)

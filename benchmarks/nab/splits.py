@@ -42,8 +42,8 @@ class SplitScores:
 
     ``a_to_b[k]`` is the score of half B of split ``k`` at the threshold tuned
     on its half A, and ``b_to_a[k]`` the reverse. ``tuned_a[k]`` is the score
-    of half A at that same threshold, the best score half A can reach, and
-    ``tuned_b[k]`` the same for half B.
+    of half A at that same threshold, the best score half A can reach with
+    one threshold, and ``tuned_b[k]`` the same for half B.
     """
 
     seed: int
