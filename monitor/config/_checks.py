@@ -104,6 +104,28 @@ def _check_durations(reader: Reader, parsed: Parsed) -> None:
                 path,
                 "The duration must be greater than zero; write a value such as 30s.",
             )
+    _check_retention_covers_window(reader, parsed)
+
+
+def _days(value: timedelta) -> str:
+    return f"{value.total_seconds() / 86400:g}d"
+
+
+def _check_retention_covers_window(reader: Reader, parsed: Parsed) -> None:
+    """Report a retention shorter than the in-memory window it must reload."""
+    retention, window = parsed.storage.retention, parsed.storage.window
+    if retention is INVALID or window is INVALID:
+        return
+    if timedelta(0) < retention < window:
+        path = ("storage", "retention")
+        reader.report(
+            reader.line_of(path),
+            path,
+            f"The retention of {_days(retention)} is shorter than "
+            f"storage.window ({_days(window)}), so a restart would "
+            "reload less history than the rules and forecasts use; raise "
+            "retention to at least the window.",
+        )
 
 
 def _check_unique(

@@ -293,6 +293,13 @@ PROBLEM_CASES = [
         id="zero-duration",
     ),
     pytest.param(
+        "storage:\n  retention: 30d\n  window: 90d\n",
+        "config.yaml:2: storage.retention: The retention of 30d is shorter than "
+        "storage.window (90d), so a restart would reload less history than the "
+        "rules and forecasts use; raise retention to at least the window.",
+        id="retention-below-window",
+    ),
+    pytest.param(
         "storage:\n  retentoin: 5d\n",
         "config.yaml:2: storage.retentoin: Unknown key 'retentoin'. Did you mean "
         "'retention'?",
@@ -409,7 +416,7 @@ PROBLEM_CASES = [
         id="rule-glob-no-match",
     ),
     pytest.param(
-        "storage:\n  retention: 1d\n  retention: 2d\n",
+        "storage:\n  retention: 100d\n  retention: 200d\n",
         "config.yaml:3: storage.retention: Duplicate key 'retention' at lines 2 and "
         "3; remove one of them.",
         id="duplicate-key",
