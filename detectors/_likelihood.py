@@ -28,8 +28,8 @@ SEASON_TOLERANCE = 0.1
 # Maximum number of values kept for the seasonal look-up. It bounds memory
 # when many timestamps repeat.
 SEASON_HISTORY_MAX = 100_000
-# With likelihood="tail", a tail probability of 10**-TAIL_DECADES or less
-# scores 1, as in the log scale of Numenta's anomaly likelihood.
+# With likelihood="tail", the score is -log10(tail probability) / TAIL_DECADES,
+# so a tail probability of 10**-TAIL_DECADES or less scores 1.
 TAIL_DECADES = 10.0
 
 
