@@ -62,6 +62,8 @@ def _silence_fields(body: dict[str, Any]) -> dict[str, Any]:
     for name in ("comment", "created_by"):
         if not isinstance(body.get(name, ""), str):
             raise ValueError(f"Field {name!r} must be a string.")
+    if "duration" in body and "ends_at" in body:
+        raise ValueError("Give either 'duration' or 'ends_at', not both.")
     starts_at = _moment(body, "starts_at") or datetime.now(UTC)
     ends_at = _moment(body, "ends_at")
     if ends_at is None:

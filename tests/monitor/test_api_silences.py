@@ -68,6 +68,10 @@ def test_silence_api_requires_token(routes: Routes) -> None:
         ({"matchers": ["a=b"], "ends_at": "garbage"}, b"not an ISO 8601 time"),
         ({"matchers": ["no operator"], "duration": "1h"}, b"Invalid matcher"),
         ({"matchers": ["a=b"], "duration": "soon"}, b"Invalid duration"),
+        (
+            {"matchers": ["a=b"], "duration": "1h", "ends_at": "2030-01-01T00:00:00Z"},
+            b"either 'duration' or 'ends_at', not both",
+        ),
     ],
     ids=[
         "no-matchers",
@@ -78,6 +82,7 @@ def test_silence_api_requires_token(routes: Routes) -> None:
         "bad-time",
         "bad-matcher",
         "bad-duration",
+        "duration-and-end",
     ],
 )
 def test_silence_api_rejects_bad_requests(
