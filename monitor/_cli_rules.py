@@ -206,6 +206,14 @@ def _backtest(args: argparse.Namespace) -> int:
         sys.stderr.write(f"krwatch backtest failed: {error}\n")
         return 1
 
+    if not samples:
+        sys.stderr.write(
+            f"krwatch backtest: no samples of {args.data!r} between "
+            f"{backtest.format_time(args.start - history)} and "
+            f"{backtest.format_time(args.end)}; check --from, --to and --data.\n"
+        )
+        return 1
+
     logger.info(
         "Replaying %d samples through %d rule groups", len(samples), len(groups)
     )

@@ -16,7 +16,7 @@ import yaml
 
 from monitor.config import load_config
 from monitor.config._schema import INVALID, Reader
-from monitor.config._yaml import read_document
+from monitor.config._yaml import Problem, read_document
 from monitor.config.model import (
     Config,
     EvaluationConfig,
@@ -106,13 +106,13 @@ def run_test_file(path: str | Path) -> FileResult:
     display = str(path)
     document = read_document(path.absolute(), display)
     if document.root is None:
-        result.problems = [str(problem) for problem in document.problems]
+        result.problems = _sorted_problems(document.problems)
         return result
 
     reader = Reader(document, environ={})
     spec = reader.read_dataclass(RuleTestFile, document.root, ())
     if spec is INVALID or document.problems:
-        result.problems = [str(problem) for problem in document.problems]
+        result.problems = _sorted_problems(document.problems)
         return result
 
     try:
@@ -136,6 +136,10 @@ def run_test_file(path: str | Path) -> FileResult:
             "alert_rule_test or key_result_test entries."
         )
     return result
+
+
+def _sorted_problems(problems: list[Problem]) -> list[str]:
+    return [str(problem) for problem in sorted(problems, key=lambda p: p.line)]
 
 
 def _base_config(path: Path, spec: RuleTestFile) -> Config:

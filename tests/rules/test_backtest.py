@@ -241,3 +241,17 @@ def test_cli_backtest_invalid_interval(
 
     assert raised.value.code == 2
     assert "--interval" in capsys.readouterr().err
+
+
+def test_cli_backtest_without_samples_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = write_setup(tmp_path)
+    args = ["backtest", "-c", str(config_path), "--data", "csv"]
+
+    code = main([*args, "--from", "2031-01-01", "--to", "2031-01-02"])
+
+    assert code == 1
+    assert "no samples of 'csv' between 2030-10-03T00:00:00Z and " in (
+        capsys.readouterr().err
+    )

@@ -286,3 +286,16 @@ def test_run_test_file_renders_kpi_fields(tmp_path: Path) -> None:
     result = run_test_file(path)
     assert result.problems == []
     assert [str(failure) for failure in result.failures] == []
+
+
+def test_run_test_file_problems_sorted_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad_test.yaml"
+    path.write_text(
+        'rule_files: [rules.yaml]\ntests:\n  - input_series:\n      - values: "1"\n'
+        "        bogus: 1\n"
+    )
+
+    problems = run_test_file(path).problems
+
+    assert [problem.split(":")[1] for problem in problems] == ["4", "5"]
+    assert "Missing required key 'series'" in problems[0]
