@@ -31,7 +31,7 @@ def parse_time_column(
 ) -> pd.Series:
     """Return epoch seconds for a column of timestamps; unreadable ones are NaN.
 
-    Without ``time_format``, a column whose values are mostly plain numbers
+    Without ``time_format``, a column of which at least half are plain numbers
     is read as epoch seconds, or milliseconds above 1e11, and its other
     values are unreadable. Naive timestamps are localized in ``zone``.
     Around a change from daylight saving time, repeated wall times are

@@ -153,9 +153,9 @@ def _deadline_error(what: str, timeout_seconds: float | None) -> SourceError:
     limit = "its timeout" if timeout_seconds is None else f"{timeout_seconds:g}s"
     return SourceError(
         "timeout",
-        f"{what} did not finish the request and its body within {limit}; raise "
-        "the timeout of the source, or make the server answer faster or with "
-        "less data.",
+        f"{what} timed out: the request and its body took longer than {limit}; "
+        "raise the timeout of the source, or make the server answer faster or "
+        "with less data.",
     )
 
 
@@ -190,7 +190,7 @@ def http_request(
         auth = HTTPBasicAuth(options.username, password)
     verify: bool | str = str(ca_path) if ca_path is not None else True
     # requests applies its timeout to each socket operation, so a server that
-    # sends a byte now and then would never time out; the deadline bounds the
+    # sends a byte now and then would never time out. The deadline bounds the
     # whole exchange.
     # NOTE: the deadline is checked from the first body read on. Status line
     # and headers sent a byte at a time still delay the poll, although it is

@@ -296,10 +296,9 @@ def summarize_rejections(
 ) -> list[SourceError]:
     """Return one error per rejected row, the first of each reason a summary.
 
-    The daemon counts every returned error and logs the first of each
-    reason, rate limited, so the summary quotes the first ``ROW_EXAMPLES``
-    rows (with their line numbers, where the source has them) and the
-    others are counted without their own log line.
+    The daemon counts every returned error and logs only the first of each
+    reason, rate limited. So the summary quotes the first ``ROW_EXAMPLES``
+    rows, with their line numbers where the source has them.
     """
     by_reason: dict[str, list[SourceError]] = {}
     for rejection in rejections:

@@ -153,7 +153,7 @@ def test_http_sources_deadline_bounds_dripping_body(
     assert [error.reason for error in errors] == ["timeout"]
     message = str(errors[0])
     assert "Source 'slow'" in message
-    assert "within 0.5s" in message
+    assert "timed out: the request and its body took longer than 0.5s" in message
     assert "raise the timeout of the source" in message
 
 

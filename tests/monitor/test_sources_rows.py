@@ -228,8 +228,7 @@ def test_settings_reject_delimiter_not_one_character(
     tmp_path: Path, settings_class: type, delimiter: str
 ) -> None:
     location = {"path": tmp_path} if settings_class is CsvSettings else {}
-    if settings_class is SpreadsheetSettings:
-        location = {"folder": tmp_path}
+    location = location or {"folder": tmp_path}
     with pytest.raises(FieldValueError, match="set one character") as raised:
         settings_class(delimiter=delimiter, **location)
     assert raised.value.field == "delimiter"
