@@ -145,10 +145,10 @@ class KeyResultEvaluator:
     """Evaluate every configured key result against the in-memory windows.
 
     Each key result's model is refitted only when its series gains a
-    complete step, its period changes or the error pool gains errors (see
-    :class:`KeyResultForecaster`); other cycles recompute only the current
-    value, the booked part of a cumulative key result and the probability
-    against the target.
+    complete step or its period changes, and its paths are drawn again when
+    the error pool gains errors (see :class:`KeyResultForecaster`). Other
+    cycles recompute only the current value, the booked part of a
+    cumulative key result and the probability against the target.
 
     Parameters
     ----------

@@ -180,7 +180,7 @@ class ErrorPool:
 
     @property
     def revision(self) -> int:
-        """Number of times errors were added; paths drawn before a change are stale."""
+        """Count of error additions, so paths drawn at an older count are stale."""
         return self._revision
 
     def error_count(self, step_name: str, bucket: str, bin_index: int) -> int:
