@@ -370,6 +370,9 @@ def evaluate_forecast(
 ) -> RuleOutcome:
     """Compare each key result's attainment probability with the threshold.
 
+    A key result counts as forecast to miss when its probability is below
+    ``attainment_below`` and the line through its latest steps misses the
+    target too, so a low probability that the recent steps contradict waits.
     A firing alert clears only above ``attainment_below + clear_margin``.
     """
     results: Results = {}
@@ -390,12 +393,27 @@ def evaluate_forecast(
 
         by_labels[labels] = status
         probability = status.attainment_probability
-        threshold = rule.attainment_below
         if is_firing(labels):
-            threshold += rule.clear_margin
-        outcome = Outcome.TRUE if probability < threshold else Outcome.FALSE
+            missing = probability < rule.attainment_below + rule.clear_margin
+        else:
+            missing = probability < rule.attainment_below and trend_misses(status)
+        outcome = Outcome.TRUE if missing else Outcome.FALSE
         results[labels] = (outcome, probability)
     return RuleOutcome(results=results, key_results=by_labels)
+
+
+def trend_misses(status: KeyResultStatus) -> bool:
+    """Return whether the line through the latest steps misses the target.
+
+    Without such a line (NaN) nothing contradicts the forecast, so it counts
+    as a miss.
+    """
+    trend = status.forecast.trend_forecast
+    if math.isnan(trend):
+        return True
+    if status.config.direction == "increase":
+        return trend < status.config.target
+    return trend > status.config.target
 
 
 class _SeriesDetector:

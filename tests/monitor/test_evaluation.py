@@ -455,6 +455,13 @@ def test_evaluate_anomaly_stale_series_no_data(engine: Engine) -> None:
 class FakeForecastConfig:
     objective: str = "grow"
     owner: str = "sales"
+    direction: str = "increase"
+    target: float = 150.0
+
+
+@dataclass
+class FakeForecast:
+    trend_forecast: float = float("nan")
 
 
 @dataclass
@@ -464,13 +471,17 @@ class FakeStatus:
     attainment_probability: float
     status: str = "at_risk"
     config: FakeForecastConfig = field(default_factory=FakeForecastConfig)
+    forecast: FakeForecast = field(default_factory=FakeForecast)
 
     def context(self) -> dict[str, object]:
         return {"attainment_probability": self.attainment_probability}
 
 
-def set_probability(engine: Engine, probability: float) -> None:
-    engine.statuses["more_orders"] = cast(KeyResultStatus, FakeStatus(probability))
+def set_probability(
+    engine: Engine, probability: float, trend: float = float("nan")
+) -> None:
+    status = FakeStatus(probability, forecast=FakeForecast(trend_forecast=trend))
+    engine.statuses["more_orders"] = cast(KeyResultStatus, status)
 
 
 def test_evaluate_forecast_confirms_and_clears_with_margin(engine: Engine) -> None:
@@ -493,6 +504,27 @@ def test_evaluate_forecast_confirms_and_clears_with_margin(engine: Engine) -> No
 
     assert states == [PENDING, FIRING, FIRING, FIRING, "inactive"]
     assert [t[2] for t in engine.transitions()] == ["firing", "resolved"]
+
+
+def test_evaluate_forecast_waits_while_trend_meets_target(engine: Engine) -> None:
+    group = engine.rules(
+        """
+        groups:
+          - name: okr
+            rules:
+              - alert: OrdersMiss
+                key_results: [more_orders]
+                attainment_below: 0.5
+        """
+    )
+    states: list[str] = []
+    # The target is 150: a trend of 160 contradicts the low probability.
+    for offset, trend in enumerate([160.0, 160.0, 140.0, 140.0, 160.0]):
+        set_probability(engine, 0.3, trend)
+        engine.run(group, offset)
+        states.append(next(iter(engine.states().values()), "inactive"))
+
+    assert states == ["inactive", "inactive", PENDING, FIRING, FIRING]
 
 
 RELOAD = """
