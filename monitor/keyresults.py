@@ -127,6 +127,7 @@ class KeyResultStatus:
             "attainment_probability": _json_number(f.attainment_probability),
             "shortfall": _json_number(f.shortfall),
             "required_run_rate": _json_number(f.required_run_rate),
+            "trend_forecast": _json_number(f.trend_forecast),
             "decide_by": decide_by,
             "reason": f.reason,
         }
