@@ -302,6 +302,25 @@
     list.append(element("dt", null, term), element("dd", null, value));
   }
 
+  // Once the target is met, the run rate is room to spare, not a need: a
+  // cumulative key result needs nothing more, and a level one may move by
+  // up to the rate per day away from the target and still meet it.
+  function runRateFact(kr) {
+    const rate = kr.required_run_rate;
+    if (!isNumber(rate)) {
+      return ["Needed per day", "–"];
+    }
+    if (kr.measure === "cumulative") {
+      return rate > 0
+        ? ["Needed per day", formatNumber(rate, kr.unit)]
+        : ["Needed per day", "none, the target is booked"];
+    }
+    const met = kr.direction === "increase" ? rate <= 0 : rate >= 0;
+    return met
+      ? ["Room per day", formatNumber(Math.abs(rate), kr.unit)]
+      : ["Needed per day", formatNumber(rate, kr.unit)];
+  }
+
   function bandText(low, high, unit) {
     return isNumber(low) && isNumber(high)
       ? formatNumber(low) + " – " + formatNumber(high, unit)
@@ -332,8 +351,13 @@
     fact(facts, "Forecast", formatNumber(kr.forecast, kr.unit));
     fact(facts, "80% band", bandText(kr.lower_80, kr.upper_80, kr.unit));
     fact(facts, "95% band", bandText(kr.lower_95, kr.upper_95, kr.unit));
-    fact(facts, "Shortfall", formatNumber(kr.shortfall, kr.unit));
-    fact(facts, "Needed per day", formatNumber(kr.required_run_rate, kr.unit));
+    const ahead = isNumber(kr.shortfall) && kr.shortfall < 0;
+    fact(
+      facts,
+      ahead ? "Ahead of target by" : "Shortfall",
+      formatNumber(ahead ? -kr.shortfall : kr.shortfall, kr.unit),
+    );
+    fact(facts, ...runRateFact(kr));
     fact(facts, "Decide by", formatDateTime(kr.decide_by));
     fact(facts, "Progress", formatPercent(kr.progress) + " (expected " + formatPercent(kr.expected_progress) + ")");
     fact(facts, "Due", formatDateTime(kr.due));

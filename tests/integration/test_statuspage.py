@@ -312,6 +312,29 @@ def test_status_page_draws_forecast_bands(browser: DevTools, krwatch: Krwatch) -
     assert page.problems() == []
 
 
+def test_status_page_facts_never_show_negative_gap(
+    browser: DevTools, krwatch: Krwatch
+) -> None:
+    evaluated_key_results(krwatch)
+    page = open_page(browser, krwatch, LAPTOP)
+    facts = page.evaluate(
+        f"{CARDS}.map((card) => Array.from(card.querySelectorAll('.facts dt'))"
+        ".map((term) => [term.textContent, term.nextElementSibling.textContent]))"
+    )
+
+    terms = {term for card in facts for term, _ in card}
+    gaps = [
+        value
+        for card in facts
+        for term, value in card
+        if term in ("Shortfall", "Ahead of target by", "Room per day")
+    ]
+    assert {"Current", "Target", "Forecast"} <= terms
+    assert gaps
+    assert [value for value in gaps if value.lstrip().startswith(("-", "−"))] == []
+    assert page.problems() == []
+
+
 def test_status_page_lists_alerts_and_sources(
     browser: DevTools, krwatch: Krwatch
 ) -> None:
