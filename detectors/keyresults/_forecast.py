@@ -26,6 +26,7 @@ from detectors.keyresults._steps import (
     WEEK_SECONDS,
     StepGrid,
     aggregate_steps,
+    booked_share,
     choose_step,
     clean_samples,
 )
@@ -267,7 +268,9 @@ class SimulatedPaths:
             )
 
         step_seconds = self.grid.step_seconds
-        weights = _remaining_weights(spec, self.path_ends, step_seconds, now)
+        weights = _remaining_weights(
+            spec, self.path_ends, step_seconds, now, times, data
+        )
         block_weights = _block_weights(weights, self.horizons.size)
         remaining = self.point @ weights + scale * (self.errors @ block_weights)
         point = self.point
@@ -472,14 +475,36 @@ def current_value(
 
 
 def _remaining_weights(
-    spec: KeyResultSpec, path_ends: np.ndarray, step_seconds: float, now: float
+    spec: KeyResultSpec,
+    path_ends: np.ndarray,
+    step_seconds: float,
+    now: float,
+    times: np.ndarray,
+    data: np.ndarray,
 ) -> np.ndarray:
-    """Return the share of each remaining step that is still to be booked."""
+    """Return the share of each remaining step's sum that is still to be booked.
+
+    A step that is partly booked (the open step, or the step in which the
+    key result starts) is split by the within-step profile of past steps
+    (:func:`booked_share`). A KPI that books most of its day in the evening
+    therefore does not look behind every morning.
+    """
     starts = path_ends - step_seconds
     open_from = max(now, spec.start)
     overlap = np.minimum(path_ends, spec.due) - np.maximum(starts, open_from)
+    weights = np.clip(overlap / step_seconds, 0.0, 1.0)
+    for index in np.flatnonzero((weights > 0.0) & (weights < 1.0)):
+        step_start = float(starts[index])
+        share = booked_share(
+            times,
+            data,
+            step_start=step_start,
+            offset=open_from - step_start,
+            step_seconds=step_seconds,
+        )
+        weights[index] = 1.0 - share
 
-    return np.clip(overlap / step_seconds, 0.0, 1.0)
+    return weights
 
 
 def _simulated_horizons(horizon_count: int) -> np.ndarray:

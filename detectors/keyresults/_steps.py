@@ -15,7 +15,15 @@ STEP_NAMES = {HOUR_SECONDS: "hour", DAY_SECONDS: "day", WEEK_SECONDS: "week"}
 """The step ladder, shortest first, with the names the error pool uses."""
 
 HOURLY_SPAN_MAX_SECONDS = 14 * DAY_SECONDS
-"""Key results that span at most two weeks are modelled in hourly steps."""
+"""Level key results that span at most two weeks are modelled in hourly steps."""
+CUMULATIVE_DAILY_SPAN_MIN_SECONDS = WEEK_SECONDS
+"""Cumulative key results that span at least a week are modelled in daily steps.
+
+The daily model can fit a day-of-week season. An hourly model is fitted on
+at most 160 steps, under a week, and cannot hold a weekly pattern, so its forecast of a
+weekly sum swings with the hour of the day. The open day is split by the
+within-day profile of past days (see ``booked_share``).
+"""
 MAX_SPACING_STEPS = 2.5
 """A step is too short when samples are more than 2.5 steps apart, because
 most steps would then be empty."""
@@ -71,12 +79,17 @@ def clean_samples(
 def choose_step(spec: KeyResultSpec, times: np.ndarray) -> float:
     """Return the model step in seconds for a key result and its samples.
 
-    The span from start to due picks hourly or daily steps. The step grows to
-    the next rung of the ladder when samples are more than
+    The span from start to due picks hourly or daily steps: hourly up to two
+    weeks for ``level`` and below one week for ``cumulative`` key results.
+    The step grows to the next rung of the ladder when samples are more than
     ``MAX_SPACING_STEPS`` steps apart, so a weekly KPI is modelled in weeks.
     """
     span = spec.due - spec.start
-    step = HOUR_SECONDS if span <= HOURLY_SPAN_MAX_SECONDS else DAY_SECONDS
+    if spec.measure == "cumulative":
+        hourly = span < CUMULATIVE_DAILY_SPAN_MIN_SECONDS
+    else:
+        hourly = span <= HOURLY_SPAN_MAX_SECONDS
+    step = HOUR_SECONDS if hourly else DAY_SECONDS
     if times.size > 2:
         spacing = float(np.median(np.diff(times)))
         return max(step, shortest_step(spacing))
@@ -150,3 +163,62 @@ def aggregate_steps(
     ends = anchor + (np.arange(first_index, last_index + 1) + 1) * step_seconds
 
     return StepGrid(step_seconds=step_seconds, ends=ends, values=step_values)
+
+
+PROFILE_WEEKS = 4
+"""Past weeks whose steps give the within-step profile of the open step."""
+_PROFILE_MIN_STEPS = 2
+
+
+def booked_share(
+    times: np.ndarray,
+    data: np.ndarray,
+    *,
+    step_start: float,
+    offset: float,
+    step_seconds: float,
+) -> float:
+    """Return the share of a step's sum that is booked ``offset`` seconds in.
+
+    The share is the sum of the samples at most ``offset`` seconds into each
+    past step divided by the sum of those steps, over the steps of the last
+    ``PROFILE_WEEKS`` weeks before ``step_start``. Steps shorter than a week
+    use the steps at the same phase of the week when at least two of them
+    have samples, because a KPI's day can have a different shape on each
+    weekday. A KPI with a negative sample or a non-positive sum in those
+    steps has no usable profile, and the share is then the elapsed time
+    share ``offset / step_seconds``.
+    """
+    elapsed_share = min(max(offset / step_seconds, 0.0), 1.0)
+    if offset <= 0.0 or offset >= step_seconds:
+        return elapsed_share
+
+    step_count = max(1, round(PROFILE_WEEKS * WEEK_SECONDS / step_seconds))
+    oldest = step_start - step_count * step_seconds
+    inside = (times >= oldest) & (times < step_start)
+    past_times, past_data = times[inside], data[inside]
+    if past_data.size == 0 or past_data.min() < 0.0:
+        return elapsed_share
+
+    # Past steps are numbered from the oldest, which starts at ``oldest``.
+    index = np.floor((past_times - oldest) / step_seconds).astype(np.int64)
+    position = past_times - (oldest + index * step_seconds)
+    totals = np.bincount(index, weights=past_data, minlength=step_count)
+    early_data = np.where(position <= offset, past_data, 0.0)
+    early = np.bincount(index, weights=early_data, minlength=step_count)
+    chosen = np.bincount(index, minlength=step_count) > 0
+    steps_per_week = round(WEEK_SECONDS / step_seconds)
+    if steps_per_week > 1:
+        # The open step is ``step_count`` steps after the oldest, so the steps
+        # whole weeks before it have indexes divisible by the week.
+        same_phase = np.arange(step_count) % steps_per_week == 0
+        if np.count_nonzero(chosen & same_phase) >= _PROFILE_MIN_STEPS:
+            chosen &= same_phase
+    if np.count_nonzero(chosen) < _PROFILE_MIN_STEPS:
+        return elapsed_share
+
+    total = float(totals[chosen].sum())
+    if total <= 0.0:
+        return elapsed_share
+
+    return min(max(float(early[chosen].sum()) / total, 0.0), 1.0)

@@ -354,7 +354,7 @@ def test_forecast_non_negative_probability_unchanged(
         raw = paths.point[-1] + paths.model.scale * paths.errors[:, 0]
         assert np.any(raw < 0.0)
     else:
-        weights = _remaining_weights(spec, paths.path_ends, DAY, now)
+        weights = _remaining_weights(spec, paths.path_ends, DAY, now, times, values)
         block_weights = _block_weights(weights, paths.horizons.size)
         errors = paths.model.scale * (paths.errors @ block_weights)
         raw = booked + paths.point @ weights + errors
