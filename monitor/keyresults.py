@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -133,6 +134,16 @@ class KeyResultStatus:
         }
 
 
+def _no_series_reason(config: KeyResultConfig) -> str:
+    if not config.labels:
+        return f"The KPI {config.kpi} has no samples in the window yet."
+    wanted = ", ".join(f'{name}="{value}"' for name, value in config.labels.items())
+    return (
+        f"No series of the KPI {config.kpi} has the labels {wanted}; check the "
+        "key result's labels against the series of the KPI."
+    )
+
+
 def _forecast_key(name: str, series: SeriesKey | None) -> str:
     """Return the forecaster's cache key, which changes when the series does."""
     return f"{name}|{series}"
@@ -172,6 +183,8 @@ class KeyResultEvaluator:
             error_pool = ErrorPool(max_origins_per_update=POOL_ORIGINS_PER_UPDATE)
         self._error_pool = error_pool
         self.forecaster = KeyResultForecaster(error_pool=self._error_pool)
+        self._ambiguous: dict[str, int] = {}
+        """Series count last logged per key result that matches several."""
 
     @property
     def error_pool(self) -> ErrorPool:
@@ -218,6 +231,8 @@ class KeyResultEvaluator:
         forecast = self.forecaster.forecast(
             _forecast_key(config.name, key), spec, times, values, now
         )
+        if key is None and forecast.status == "insufficient_data":
+            forecast = dataclasses.replace(forecast, reason=_no_series_reason(config))
         return KeyResultStatus(
             config=config,
             series=key,
@@ -239,7 +254,9 @@ class KeyResultEvaluator:
         if not matches:
             return None, np.empty(0), np.empty(0)
 
-        if len(matches) > 1:
+        if len(matches) > 1 and self._ambiguous.get(config.name) != len(matches):
+            # Logged when the count changes, not at every evaluation.
+            self._ambiguous[config.name] = len(matches)
             logger.warning(
                 "Key result %s matches %d series of KPI %s; using %s. Add labels "
                 "to the key result to pick one.",

@@ -150,3 +150,45 @@ def test_evaluator_series_change_refits(
     status = evaluator.evaluate(start + 60.0)["kr"]
     assert evaluator.forecaster.fit_count == expected_fits
     assert status.series == SeriesKey("orders", (("region", labels["region"]),))
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [
+        (
+            {"region": "mars"},
+            'No series of the KPI orders has the labels region="mars"',
+        ),
+        ({}, "The KPI orders has no samples in the window yet."),
+    ],
+    ids=["no-match", "no-samples"],
+)
+def test_evaluator_names_missing_series(labels: dict[str, str], reason: str) -> None:
+    windows = WindowStore(window_seconds=120 * DAY)
+    if labels:
+        windows.add_samples(
+            _hourly_samples(START.timestamp(), START.timestamp() + DAY, 1)
+        )
+    config = _config("orders_level", "level", labels=labels)
+    evaluator = KeyResultEvaluator((config,), windows)
+
+    status = evaluator.evaluate(START.timestamp() + DAY)["orders_level"]
+
+    assert status.status == "insufficient_data"
+    assert status.forecast.reason.startswith(reason)
+
+
+def test_evaluator_warns_once_for_several_series(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    windows = WindowStore(window_seconds=120 * DAY)
+    for region in ("eu", "us"):
+        key = SeriesKey("orders", (("region", region),))
+        windows.add_samples([Sample(key, START.timestamp() + HOUR, 100.0)])
+    evaluator = KeyResultEvaluator((_config("orders_level", "level"),), windows)
+
+    for cycle in range(3):
+        evaluator.evaluate(START.timestamp() + 2 * HOUR + cycle * 60)
+
+    warnings = [r for r in caplog.records if "matches 2 series" in r.getMessage()]
+    assert len(warnings) == 1
