@@ -402,7 +402,7 @@ def time_synthetic_steps(repeats: int = 100) -> None:
     hour, day = 3600.0, 86400.0
     shapes = (
         ("daily, 91-day quarter", day, 180, 91 * day),
-        ("hourly, 14-day key result", hour, 24 * 28, 14 * day),
+        ("hourly, 6-day key result", hour, 24 * 28, 6 * day),
     )
     print()
     print("| series | measure | ms mean | ms p99 | cpu ms mean |")
@@ -452,7 +452,9 @@ def time_daemon_cycles() -> None:
     shapes = (
         # label, sample spacing, key result span
         ("daily steps, hourly samples, 91 days", hour, 91 * day),
-        ("hourly steps, 5-minute samples, 14 days", 300.0, 14 * day),
+        ("hourly steps, 5-minute samples, 6 days", 300.0, 6 * day),
+        # Level key results of a week use hourly steps, cumulative ones daily.
+        ("5-minute samples, 7 days", 300.0, 7 * day),
     )
     start = QUARTER_START
     windows = WindowStore(window_seconds=90 * day)

@@ -16,6 +16,9 @@ STEP_NAMES = {HOUR_SECONDS: "hour", DAY_SECONDS: "day", WEEK_SECONDS: "week"}
 
 HOURLY_SPAN_MAX_SECONDS = 14 * DAY_SECONDS
 """Level key results that span at most two weeks are modelled in hourly steps."""
+# NOTE: a level forecast in hourly steps still swings with the hour of the
+# day on a KPI with a weekly pattern, because the hour-of-day season cannot
+# hold it and the fit picks a level that follows the last hour.
 CUMULATIVE_DAILY_SPAN_MIN_SECONDS = WEEK_SECONDS
 """Cumulative key results that span at least a week are modelled in daily steps.
 
