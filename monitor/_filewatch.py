@@ -60,14 +60,27 @@ class FileWatcher:
         self.interval_seconds = interval_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._applied: FileState = ()
+        """The file state the running configuration was read from."""
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Record the current state of the files and start polling."""
-        applied = self._state()
+        self.mark_applied()
         self._thread = threading.Thread(
-            target=self._run, args=(applied,), name="krwatch-file-watch", daemon=True
+            target=self._run, name="krwatch-file-watch", daemon=True
         )
         self._thread.start()
+
+    def mark_applied(self) -> None:
+        """Record the files as read, after a reload that this watcher did not start.
+
+        A reload on SIGHUP or POST /-/reload reads the edited files already,
+        so the watcher must not reload them a second time.
+        """
+        state = self._state()
+        with self._lock:
+            self._applied = state
 
     def stop(self) -> None:
         self._stop.set()
@@ -81,10 +94,12 @@ class FileWatcher:
             logger.exception("Listing the config and rule files to watch failed")
             return ()
 
-    def _run(self, applied: FileState) -> None:
+    def _run(self) -> None:
         candidate: FileState | None = None
         while not self._stop.wait(self.interval_seconds):
             current = self._state()
+            with self._lock:
+                applied = self._applied
             if current == applied:
                 candidate = None
                 continue
@@ -93,7 +108,8 @@ class FileWatcher:
                 continue
 
             changed = sorted({entry[0] for entry in set(current) ^ set(applied)})
-            applied = current
+            with self._lock:
+                self._applied = current
             candidate = None
             logger.info(
                 "Configuration files changed, reloading: %s",

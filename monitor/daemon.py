@@ -379,6 +379,8 @@ class Daemon:
     def reload(self) -> tuple[bool, list[str]]:
         """Load the config again; keep the running one if the new one fails."""
         with self._reload_lock:
+            # The files are read now, so the watcher does not reload them again.
+            self.watcher.mark_applied()
             try:
                 config, groups = load_all(self.config_path)
             except ConfigError as error:
