@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from exporters._matchers import parse_matcher
+from exporters._matchers import Matcher, parse_matcher
 from exporters.errors import MatcherError, SilenceError
 from exporters.silences import Silences
 from monitor.durations import DurationError, parse_duration
@@ -76,12 +77,28 @@ def _silence_fields(body: dict[str, Any]) -> dict[str, Any]:
                 f"The duration {body['duration']!r} ends past the year 9999."
             ) from None
     return {
-        "matchers": [parse_matcher(str(text)) for text in texts],
+        "matchers": [_matcher(item) for item in texts],
         "starts_at": starts_at,
         "ends_at": ends_at,
         "comment": body.get("comment", ""),
         "created_by": body.get("created_by", ""),
     }
+
+
+def _matcher(item: object) -> Matcher:
+    """Read a matcher as text (``name=value``) or as the object GET returns."""
+    if isinstance(item, str):
+        return parse_matcher(item)
+    if isinstance(item, dict) and set(item) == {"name", "operator", "value"}:
+        if all(isinstance(part, str) for part in item.values()):
+            return Matcher(
+                name=item["name"], operator=item["operator"], value=item["value"]
+            )
+    raise ValueError(
+        f"Invalid matcher {json.dumps(item)[:80]}; write a string such as "
+        '"alertname=Foo" or an object with the string fields name, operator '
+        "and value."
+    )
 
 
 def _moment(body: dict[str, Any], name: str) -> datetime | None:

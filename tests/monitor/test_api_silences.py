@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,10 @@ def test_silence_api_requires_token(routes: Routes) -> None:
         ({"matchers": ["no operator"], "duration": "1h"}, b"Invalid matcher"),
         ({"matchers": ["a=b"], "duration": "soon"}, b"Invalid duration"),
         (
+            {"matchers": [{"name": "a", "value": "b"}], "duration": "1h"},
+            b'Invalid matcher {\\"name\\": \\"a\\", \\"value\\": \\"b\\"}; write a string',
+        ),
+        (
             {"matchers": ["a=b"], "duration": "1h", "ends_at": "2030-01-01T00:00:00Z"},
             b"either 'duration' or 'ends_at', not both",
         ),
@@ -82,6 +87,7 @@ def test_silence_api_requires_token(routes: Routes) -> None:
         "bad-time",
         "bad-matcher",
         "bad-duration",
+        "object-without-operator",
         "duration-and-end",
     ],
 )
@@ -111,3 +117,27 @@ def test_silence_api_honours_start_time(routes: Routes) -> None:
     data = __import__("json").loads(created.body)["data"]
     assert data["starts_at"].startswith("2999-01-01T00:00:00")
     assert data["ends_at"].startswith("2999-01-01T01:00:00")
+
+
+NOTE = {"comment": "failover drill", "created_by": "ana"}
+
+
+def test_silence_api_accepts_matchers_as_returned(routes: Routes) -> None:
+    first = routes.dispatch(
+        "POST",
+        "/api/v1/silences",
+        AUTH,
+        {"matchers": ['team=~"ops|sre"'], "duration": "1h", **NOTE},
+    )
+    returned = json.loads(first.body)["data"]["matchers"]
+
+    second = routes.dispatch(
+        "POST",
+        "/api/v1/silences",
+        AUTH,
+        {"matchers": returned, "duration": "1h", **NOTE},
+    )
+
+    assert second.status == 201, second.body
+    assert json.loads(second.body)["data"]["matchers"] == returned
+    assert returned == [{"name": "team", "operator": "=~", "value": "ops|sre"}]
