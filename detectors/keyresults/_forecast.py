@@ -393,7 +393,10 @@ def _error_source(
 
     count = pool.error_count(step_name, bucket, horizon_bin(horizon))
     if count < MIN_POOL_ERRORS:
-        return f"built-in M4 errors, because the error pool has only {count} here"
+        return (
+            f"built-in M4 errors, because the error pool has {count} errors for "
+            f"this step and horizon and needs {MIN_POOL_ERRORS}"
+        )
 
     return f"{count} pooled errors of this installation"
 
