@@ -61,8 +61,9 @@ class LikelihoodEnsembleDetector(BaseDetector):
        ``d / (d + distance_scale)``. The score falls as the normal tail
        probability of the average rises, but unlike a log-scaled tail
        probability it does not saturate, so strong anomalies stay ranked.
-       With ``likelihood="tail"`` the layer follows the published
-       description of Numenta's anomaly likelihood instead. The mean and
+       With ``likelihood="tail"`` the layer is modelled on the published
+       description of Numenta's anomaly likelihood instead; the log scale of
+       the score below is krwatch's own choice. The mean and
        standard deviation are those of the single surprises (not their
        averages) over a sliding window of the last ``likelihood_window``
        samples, and the score is ``-log10(Q(d)) / 10``, capped at 1, where

@@ -185,7 +185,7 @@ class DataPresence:
         them makes the element no data. An element that no selected series
         explains is judged on the KPIs' series, as an alert is.
         """
-        wanted = set(labels)
+        required = set(labels)
         found = False
         for freshness in self._selected_freshness():
             exact = freshness.get(labels)
@@ -193,7 +193,7 @@ class DataPresence:
                 candidates = [exact]
             else:
                 candidates = [
-                    fresh for key, fresh in freshness.items() if wanted <= set(key)
+                    fresh for key, fresh in freshness.items() if required <= set(key)
                 ]
             if not all(candidates):
                 return False

@@ -154,7 +154,7 @@ def _deadline_error(what: str, timeout_seconds: float | None) -> SourceError:
     return SourceError(
         "timeout",
         f"{what} timed out: the request and its body took longer than {limit}; "
-        "raise the timeout of the source, or make the server answer faster or "
+        "raise the timeout of the source, or make the server respond faster or "
         "with less data.",
     )
 

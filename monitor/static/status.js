@@ -302,9 +302,9 @@
     list.append(element("dt", null, term), element("dd", null, value));
   }
 
-  // Once the target is met, the run rate is room to spare, not a need: a
-  // cumulative key result needs nothing more, and a level one may move by
-  // up to the rate per day away from the target and still meet it.
+  // Once the target is met, the run rate is room to spare, not a need. A
+  // cumulative key result then needs nothing more. A level one may move
+  // away from the target by up to the rate per day and still meet it.
   function runRateFact(kr) {
     const rate = kr.required_run_rate;
     if (!isNumber(rate)) {

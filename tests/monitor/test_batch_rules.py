@@ -87,8 +87,8 @@ def test_batch_rules_agree_with_tree_evaluator(missing_us_after: int | None) -> 
         assert {k for k, (o, _) in fast.items() if o is Outcome.TRUE} == {
             k for k, (o, _) in tree.items() if o is Outcome.TRUE
         }, rule.alert
-        # The batch path lists stale series as no data; the tree path leaves
-        # out the elements that fail the comparison and decides them as
+        # The batch path lists stale series as no data. The tree path leaves
+        # out the elements that fail the comparison, so they are decided as
         # missing alerts.
         for labels, (outcome, _) in fast.items():
             expected = tree.get(labels, (effective_missing(tree_outcome, labels),))
