@@ -76,6 +76,28 @@ def sample_value(registry: CollectorRegistry, name: str, **labels: str) -> float
     return 0.0 if value is None else value
 
 
+def metered_dispatcher(
+    store: Store, receiver: WebhookReceiver, registry: CollectorRegistry
+) -> Dispatcher:
+    """Return a fast-polling dispatcher for ``receiver`` with outbox metrics."""
+    metrics = OutboxMetrics(registry, store, receivers=[receiver.name])
+    return Dispatcher(
+        store, {receiver.name: receiver}, metrics=metrics, poll_interval_seconds=0.05
+    )
+
+
+def wait_for_failures(registry: CollectorRegistry, count: int) -> None:
+    """Wait until the hook receiver has failed at least ``count`` attempts."""
+    wait_until(
+        lambda: (
+            sample_value(
+                registry, "krwatch_notifications_failed_total", receiver="hook"
+            )
+            >= count
+        )
+    )
+
+
 def test_dispatcher_down_receiver_gets_each_key_once(store: Store) -> None:
     port = free_port()
     receiver = webhook(f"http://127.0.0.1:{port}/hook", max_batch_size=1)
@@ -84,20 +106,10 @@ def test_dispatcher_down_receiver_gets_each_key_once(store: Store) -> None:
         put(store, notification)
     duplicate = put(store, notifications[0])
     registry = CollectorRegistry()
-    metrics = OutboxMetrics(registry, store, receivers=["hook"])
-    dispatcher = Dispatcher(
-        store, {"hook": receiver}, metrics=metrics, poll_interval_seconds=0.05
-    )
+    dispatcher = metered_dispatcher(store, receiver, registry)
     dispatcher.start()
     try:
-        wait_until(
-            lambda: (
-                sample_value(
-                    registry, "krwatch_notifications_failed_total", receiver="hook"
-                )
-                >= 3
-            )
-        )
+        wait_for_failures(registry, 3)
         assert statuses(store) == {"pending": 5}
 
         with running_server(port=port) as server:
@@ -121,20 +133,10 @@ def test_dispatcher_down_receiver_logs_once_a_minute(
     receiver = webhook(f"http://127.0.0.1:{free_port()}/hook")
     put(store, make_notification())
     registry = CollectorRegistry()
-    metrics = OutboxMetrics(registry, store, receivers=["hook"])
-    dispatcher = Dispatcher(
-        store, {"hook": receiver}, metrics=metrics, poll_interval_seconds=0.05
-    )
+    dispatcher = metered_dispatcher(store, receiver, registry)
     dispatcher.start()
     try:
-        wait_until(
-            lambda: (
-                sample_value(
-                    registry, "krwatch_notifications_failed_total", receiver="hook"
-                )
-                >= 5
-            )
-        )
+        wait_for_failures(registry, 5)
     finally:
         assert dispatcher.stop(timeout=5)
 
